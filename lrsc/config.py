@@ -1,0 +1,188 @@
+"""Sweep configuration: one table of defaults, typed checks, dotted overrides.
+
+A sweep file is YAML with the sections of :data:`DEFAULTS` plus ``grid``, a mapping from
+an axis (``lr``, ``seed`` or any dotted key such as ``model_params.width``) to the list
+of values to sweep. Every value is checked against the type of its default before
+anything runs, and every error names the key, the bad value and what to do instead.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lrsc.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "parity",        # registry name, see lrsc.datasets.names()
+    "dataset_params": {},       # keyword arguments of the dataset builder
+    "model": "fcn",             # registry name, see lrsc.models.names()
+    "model_params": {},         # keyword arguments of the model builder
+    "seed": 0,                  # one seed; dataset, init and data order derive from it
+    "train": {
+        "lr": 0.1,              # constant learning rate
+        "batch_size": 100,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "max_steps": 15000,     # step cap; a run that hits it is reported as not converged
+        "eval_every": 100,      # steps between full training-set accuracy checks
+        "collapse_patience": 10,  # evaluations at chance (after having learnt) that count as a collapse
+    },
+    "metrics": {
+        "q": 0.1,               # fraction kept by q-compressibility (SPEC §4; our default)
+        "n_act": 1000,          # random test inputs for activation statistics
+        "prune_fractions": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "n_attr": 500,          # test inputs for Integrated Gradients
+        "ig_steps": 32,         # Riemann steps of Integrated Gradients
+    },
+}
+
+# Short names for sweep axes; any other axis is a dotted path into the run config.
+AXIS_ALIASES = {
+    "lr": "train.lr",
+    "batch_size": "train.batch_size",
+    "momentum": "train.momentum",
+    "weight_decay": "train.weight_decay",
+}
+POSITIVE = {"train.lr", "train.batch_size", "train.max_steps", "train.eval_every", "train.collapse_patience",
+            "metrics.q", "metrics.n_act", "metrics.n_attr", "metrics.ig_steps"}
+NON_NEGATIVE = {"train.momentum", "train.weight_decay"}
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def check_value(key: str, value: Any, default: Any) -> None:
+    """Raise ConfigError unless ``value`` has the type of ``default`` (ints pass as floats)."""
+    ok = (
+        isinstance(value, bool) if isinstance(default, bool)
+        else (isinstance(value, (int, float)) and not isinstance(value, bool)) if isinstance(default, float)
+        else (isinstance(value, int) and not isinstance(value, bool)) if isinstance(default, int)
+        else isinstance(value, type(default)) if default is not None
+        else True
+    )
+    if not ok:
+        raise ConfigError(f"{key} must be {_type_name(default)}, got {value!r} ({type(value).__name__})")
+
+
+def check_params(where: str, params: dict, spec: dict[str, inspect.Parameter]) -> None:
+    """Check builder keyword arguments ``params`` against the builder's signature ``spec``."""
+    for key, value in params.items():
+        if key not in spec:
+            raise ConfigError(f"unknown parameter {key!r} for {where}; valid parameters: {', '.join(spec)}")
+        check_value(f"{where} parameter {key}", value, spec[key].default)
+
+
+def get(cfg: dict, path: str) -> Any:
+    node = cfg
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def set_path(cfg: dict, path: str, value: Any) -> None:
+    """Set a dotted key in a nested dict, creating intermediate mappings."""
+    *parents, last = path.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {path!r}: {part!r} is not a section")
+    node[last] = value
+
+
+def axis_path(axis: str) -> str:
+    return AXIS_ALIASES.get(axis, axis)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.max_steps=2000"`` -> ``("train.max_steps", 2000)``; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r} (e.g. --set train.max_steps=2000)")
+    key, raw = text.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: cannot read value {raw!r}: {e}") from None
+
+
+def check_run(run: dict) -> None:
+    """Validate one run's full config; raises ConfigError naming the first problem."""
+    from lrsc import datasets, models
+
+    for key in run:
+        if key not in DEFAULTS:
+            raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(list(DEFAULTS) + ['grid'])}")
+    for section in ("train", "metrics"):
+        for key, value in run[section].items():
+            if key not in DEFAULTS[section]:
+                raise ConfigError(f"unknown key {section}.{key!r}; valid keys: {', '.join(DEFAULTS[section])}")
+            check_value(f"{section}.{key}", value, DEFAULTS[section][key])
+    for key in ("dataset", "model"):
+        check_value(key, run[key], DEFAULTS[key])
+    check_value("seed", run["seed"], 0)
+    for path in POSITIVE:
+        if get(run, path) <= 0:
+            raise ConfigError(f"{path} must be positive, got {get(run, path)!r}")
+    for path in NON_NEGATIVE:
+        if get(run, path) < 0:
+            raise ConfigError(f"{path} must be non-negative, got {get(run, path)!r}")
+    if not run["metrics"]["q"] <= 1:
+        raise ConfigError(f"metrics.q must lie in (0, 1], got {run['metrics']['q']!r}")
+    if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in run["metrics"]["prune_fractions"]):
+        raise ConfigError(f"metrics.prune_fractions must be numbers in [0, 1), got {run['metrics']['prune_fractions']!r}")
+    check_params(f"dataset {run['dataset']!r}", run["dataset_params"], datasets.params_of(run["dataset"]))
+    check_params(f"model {run['model']!r}", run["model_params"], models.params_of(run["model"]))
+
+
+def merge(defaults: dict, given: dict) -> dict:
+    """Deep-merge ``given`` over ``defaults`` (sections merge; values replace)."""
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("dataset_params", "model_params"):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load(source: str | Path | dict, overrides: list[str] | dict | None = None) -> dict:
+    """Read a sweep config (a YAML path or a dict), apply overrides, fill defaults, check it.
+
+    ``overrides`` is a list of ``key=value`` strings or a ``{dotted_key: value}`` dict.
+    Returns ``{**run_defaults, "grid": {axis: [values]}}`` with every run of the grid checked.
+    """
+    if isinstance(source, dict):
+        given = copy.deepcopy(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"params file {str(path)!r} not found")
+        try:
+            given = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(given, dict):
+        raise ConfigError(f"a sweep config must be a mapping of keys, got {type(given).__name__}")
+    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    for key, value in pairs:
+        set_path(given, key, value)
+    grid = given.pop("grid", {}) or {}
+    cfg = merge(DEFAULTS, given)
+    if not isinstance(grid, dict):
+        raise ConfigError(f"grid must map axes to lists of values, got {grid!r}")
+    for axis, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{axis} must be a non-empty list, got {values!r}")
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"grid.{axis} has repeated values: {values!r}")
+    cfg["grid"] = grid
+    from lrsc.sweep import expand  # every run of the grid is checked before anything runs
+
+    for run in expand(cfg):
+        check_run(run)
+    return cfg

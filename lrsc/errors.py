@@ -1,0 +1,5 @@
+"""The one error type a user sees for bad input; the CLI turns it into exit code 2."""
+
+
+class ConfigError(ValueError):
+    """A parameter is unknown, of the wrong type, or out of range; the message says which and how to fix it."""
