@@ -1,0 +1,93 @@
+"""Sweeps end to end: the CLI, bad input, the collected dataset, resume after interruption."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+import yaml
+
+from lrsc import store, sweep
+from lrsc.cli import main
+
+VARIABLES = ["test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity", "attr_core",
+             "attr_spurious", "attr_noise", "max_bc_loss_ratio", "train_acc", "steps", "converged", "diverged"]
+
+
+def _write(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_cli_sweep_end_to_end(tmp_path, tiny_parity):
+    params = _write(tmp_path, tiny_parity)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "lrsc.cli", "sweep", str(params), "--out", str(out),
+                           "--set", "grid.seed=[0]", "--device", "cpu"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ds = store.load(out / "results.nc")
+    assert dict(ds.sizes) == {"lr": 2, "seed": 1, "step": ds.sizes["step"]}
+    assert all(v in ds for v in VARIABLES)
+    assert ds.lr.values.tolist() == [0.3, 1.0] and ds.seed.values.tolist() == [0]
+    assert "lrsc_version" in ds.attrs and "test_acc" in ds.attrs["definitions"]
+    assert yaml.safe_load(ds.attrs["config"])["grid"]["seed"] == [0]
+    assert ds.converged.all() and not ds.diverged.any()
+    shares = ds.attr_core + ds.attr_spurious + ds.attr_noise
+    assert float(abs(shares - 1).max()) < 1e-5
+    assert len(list((out / "runs").glob("*.nc"))) == 2
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trian.lr=0.1", "unknown key 'trian'"),
+    ("train.lrate=0.1", "unknown key train.'lrate'"),
+    ("train.batch_size=ten", "train.batch_size must be an integer, got 'ten'"),
+    ("grid.lr=[0.1,-1]", "train.lr must be positive, got -1"),
+    ("dataset=cifar5", "unknown dataset 'cifar5'; valid names:"),
+    ("dataset_params.n_cores=3", "unknown parameter 'n_cores' for dataset 'parity'"),
+])
+def test_bad_params_exit_2_with_one_line_and_write_nothing(tmp_path, tiny_parity, override, message):
+    params = _write(tmp_path, tiny_parity)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "lrsc.cli", "sweep", str(params), "--out", str(out),
+                           "--set", override], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrsc: error:") and message in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_missing_params_file(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatch):
+    full = sweep.run_sweep(tiny_parity, tmp_path / "full", device="cpu", progress=False)
+
+    calls = []
+    real = sweep.run_one
+
+    def interrupted(run, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C during the third run
+        calls.append(run)
+        return real(run, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False)
+    assert len(list((tmp_path / "resumed" / "runs").glob("*.nc"))) == 2
+    assert not (tmp_path / "resumed" / "results.nc").exists()
+
+    calls.clear()
+    monkeypatch.setattr(sweep, "run_one", lambda run, *a, **k: calls.append(run) or real(run, *a, **k))
+    resumed = sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False)
+    assert len(calls) == 2  # only the two unfinished runs
+    xr.testing.assert_identical(full, resumed)
+
+
+def test_general_grid_axes(tmp_path, tiny_parity):
+    tiny_parity["grid"] = {"dataset_params.rho": [0.05, 0.2], "lr": [1.0], "seed": [0]}
+    ds = sweep.run_sweep(tiny_parity, tmp_path / "o", device="cpu", progress=False)
+    assert list(ds.test_acc.dims) == ["rho", "lr", "seed"] and ds.rho.values.tolist() == [0.05, 0.2]
