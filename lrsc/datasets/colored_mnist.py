@@ -1,0 +1,64 @@
+"""Colored MNIST (Nam et al. 2020, "Learning from Failure"): the digit is the class,
+the colour of its stroke the bias.
+
+Each image is ``clamp(colour[b] + jitter, 0, 1) * grey``: the MNIST digit's grey
+level (in [0, 1]) times one RGB colour per image, the bias class's mean colour plus
+one Gaussian jitter vector (std ``color_std``) for the whole image. The background
+stays exactly black. ``color_std = 0.005`` is LfF's "severity 4", the setting of its
+main results.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lrsc.datasets import Split, register
+from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, load_mnist, subset,
+                                  to_splits, unbiased_bias)
+from lrsc.errors import ConfigError
+
+# LfF's mean colours (data/resource/colors.th), RGB in [0, 1], indexed by bias label.
+LFF_COLORS = torch.tensor([
+    [0.98368, 0.31252, 0.16858], [0.99053, 0.91561, 0.35151], [0.67296, 0.46107, 0.57981],
+    [0.78325, 0.83156, 0.60133], [0.08802, 0.77796, 0.98181], [0.32139, 0.96105, 0.44645],
+    [0.02462, 0.23565, 0.75867], [0.55525, 0.10158, 0.76176], [0.20772, 0.39295, 0.01870],
+    [0.83366, 0.20241, 0.26694],
+])
+
+
+def colorize(grey: torch.Tensor, b: torch.Tensor, color_std: float, g: torch.Generator) -> torch.Tensor:
+    """Colour uint8 digits ``grey`` ``(n, 28, 28)`` by bias labels ``b``; uint8 ``(n, 3, 28, 28)``."""
+    color = (LFF_COLORS[b] + color_std * torch.randn(len(b), 3, generator=g)).clamp(0, 1)
+    return (color[:, :, None, None] * grey[:, None].float()).round_().to(torch.uint8)
+
+
+@register("colored_mnist")
+def colored_mnist(*, seed: int = 0, rho: float = 0.01, color_std: float = 0.005, n_train: int | None = None,
+                  n_test: int | None = None, data_root: str = "") -> tuple[Split, Split]:
+    """Colored MNIST: images float32 in [0, 1], shape ``(n, 3, 28, 28)``; 10 classes, 10 colours.
+
+    ``rho``: fraction of bias-conflicting training samples (exactly ``round(rho * n_train)``).
+    ``color_std``: std of the per-image colour jitter, in RGB units of [0, 1].
+    ``n_train`` / ``n_test``: number of MNIST train / test digits used, drawn with the
+    seed (None: all 60000 / 10000). ``data_root``: folder holding ``MNIST/raw``
+    (empty: ``$LRSC_DATA``, else the user cache directory).
+    The test set is unbiased: ``b`` is uniform and independent of ``y``.
+    """
+    check_common("colored_mnist", rho, n_train, n_test)
+    if color_std < 0:
+        raise ConfigError(f"colored_mnist: color_std must be >= 0, got {color_std}")
+
+    def make(root: Path, g: torch.Generator) -> Arrays:
+        arrays = {}
+        for part, n in (("train", n_train), ("test", n_test)):
+            images, labels = load_mnist(root, train=part == "train")
+            idx = subset(len(labels), n, g, "colored_mnist", part)
+            y = labels[idx]
+            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
+            arrays.update({f"x_{part}": colorize(images[idx], b, color_std, g),
+                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
+        return arrays
+
+    params = dict(rho=rho, color_std=color_std, n_train=n_train, n_test=n_test, data_root=data_root)
+    return to_splits("colored_mnist", cached_arrays("colored_mnist", seed, params, make), n_test)

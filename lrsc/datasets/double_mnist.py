@@ -1,0 +1,57 @@
+"""Double MNIST (the paper's own dataset): two MNIST digits side by side.
+
+The left digit is the class ``y`` (the core feature); the right digit is the bias
+``b``, an MNIST image of class ``b`` drawn with the seed from the same split. The
+right digit is drawn brighter: the left one's grey levels are divided by
+``brightness_ratio``, which makes the spurious half the more salient one.
+Images are 28 x 56 (height x width), the grey levels repeated on 3 channels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lrsc.datasets import Split, register
+from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, draw_of_class, halves,
+                                  load_mnist, subset, to_splits, unbiased_bias)
+from lrsc.errors import ConfigError
+
+INPUT_SHAPE = (3, 28, 56)
+
+
+@register("double_mnist")
+def double_mnist(*, seed: int = 0, rho: float = 0.01, brightness_ratio: float = 2.0, n_train: int | None = None,
+                 n_test: int | None = None, data_root: str = "") -> tuple[Split, Split]:
+    """Double MNIST: images float32 in [0, 1], shape ``(n, 3, 28, 56)``; 10 classes.
+
+    ``rho``: fraction of bias-conflicting training samples (exactly ``round(rho * n_train)``).
+    ``brightness_ratio``: right (bias) digit intensity over left (class) digit intensity, >= 1.
+    ``n_train`` / ``n_test``: number of left-hand MNIST train / test digits used, drawn
+    with the seed (None: all 60000 / 10000). ``data_root``: folder holding ``MNIST/raw``
+    (empty: ``$LRSC_DATA``, else the user cache directory).
+    ``regions``: ``core`` is the left half (columns 0-27), ``spurious`` the right half.
+    The test set is unbiased: ``b`` is uniform and independent of ``y``.
+    """
+    check_common("double_mnist", rho, n_train, n_test)
+    if brightness_ratio < 1:
+        raise ConfigError(f"double_mnist: brightness_ratio must be >= 1 (the bias digit is the brighter one), "
+                          f"got {brightness_ratio}")
+
+    def make(root: Path, g: torch.Generator) -> Arrays:
+        arrays = {}
+        for part, n in (("train", n_train), ("test", n_test)):
+            images, labels = load_mnist(root, train=part == "train")
+            idx = subset(len(labels), n, g, "double_mnist", part)
+            y = labels[idx]
+            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
+            left = (images[idx].float() / brightness_ratio).round_().to(torch.uint8)
+            right = images[draw_of_class(labels, b, g)]
+            # Stored with one channel; to_splits repeats it to three.
+            arrays.update({f"x_{part}": torch.cat([left, right], dim=2)[:, None],
+                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
+        return arrays
+
+    params = dict(rho=rho, brightness_ratio=brightness_ratio, n_train=n_train, n_test=n_test, data_root=data_root)
+    arrays = cached_arrays("double_mnist", seed, params, make)
+    return to_splits("double_mnist", arrays, n_test, halves(INPUT_SHAPE, 2, "core", "spurious"))

@@ -1,0 +1,219 @@
+"""Shared machinery of the image datasets: where the raw data lives, how MNIST and
+CIFAR-10 are read, how labels are drawn, and the on-disk cache of built datasets.
+
+Data root: the builder's ``data_root`` argument, else the environment variable
+``LRSC_DATA``, else the user cache directory (``$XDG_CACHE_HOME/lrsc`` or
+``~/.cache/lrsc``). It uses torchvision's layout: ``MNIST/raw/*-ubyte`` and
+``cifar-10-batches-py/``. Missing files are downloaded once with torchvision; where
+that fails (no network) a :class:`ConfigError` says what to put where.
+
+Cache: a built dataset is stored as uint8 tensors in
+``<cache>/<name>-<hash>.pt``, the hash covering the builder's parameters, the seed
+and the resolved data root, so a sweep builds each dataset once. ``<cache>`` is the
+environment variable ``LRSC_CACHE`` if set, else ``<user cache dir>/lrsc_cache``.
+It is deliberately not under the data root, which may be read-only or shared (and
+``shared/data`` has a size budget); tests point ``LRSC_CACHE`` at a temporary folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lrsc.datasets import Split, conflicting_mask
+from lrsc.errors import ConfigError
+from lrsc.seeding import generator
+
+# Bump when the stored arrays of any image dataset change meaning, to orphan old caches.
+CACHE_VERSION = 1
+NUM_CLASSES = 10
+OFFICIAL_TEST_SIZE = 10000  # both MNIST and CIFAR-10
+Arrays = dict[str, torch.Tensor]
+
+
+def user_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrsc"
+
+
+def resolve_data_root(data_root: str) -> Path:
+    """``data_root`` if given, else ``$LRSC_DATA``, else the user cache directory."""
+    return Path(data_root or os.environ.get("LRSC_DATA") or user_cache_dir()).expanduser().resolve()
+
+
+def cache_dir() -> Path:
+    """Folder of built datasets: ``$LRSC_CACHE``, else ``<user cache dir>/lrsc_cache``."""
+    return Path(os.environ.get("LRSC_CACHE") or user_cache_dir() / "lrsc_cache").expanduser()
+
+
+def _missing(root: Path, what: str, layout: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"{what} not found under data root {root} and could not be downloaded ({type(err).__name__}: {err}). "
+        f"Put the files there in torchvision's layout ({layout}), or pass data_root=... / set LRSC_DATA "
+        "to a folder that has them (e.g. shared/data)."
+    )
+
+
+def load_mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images, uint8 ``(n, 28, 28)``, and labels, int64 ``(n,)``."""
+    from torchvision.datasets import MNIST
+
+    try:
+        ds = MNIST(str(root), train=train, download=False)
+    except RuntimeError:
+        try:
+            ds = MNIST(str(root), train=train, download=True)
+        except Exception as err:  # any network or file error means the same to the user
+            raise _missing(root, "MNIST", "MNIST/raw/train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                           "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte", err) from None
+    return ds.data, ds.targets.long()
+
+
+def _cifar_files(train: bool) -> list[str]:
+    return [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+
+
+def load_cifar10(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 images, uint8 ``(n, 3, 32, 32)``, and labels, int64 ``(n,)``.
+
+    The python pickles are read directly rather than through torchvision's CIFAR10,
+    whose md5 check rejects rebuilt but pixel-exact copies such as ``shared/data``'s;
+    they are checked by shape and label counts instead. A test batch with fewer than
+    10000 images is accepted (``shared/data`` holds the first 1000).
+    """
+    folder = root / "cifar-10-batches-py"
+    files = [folder / name for name in _cifar_files(train)]
+    if not all(f.exists() for f in files):
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(root), train=train, download=True)
+        except Exception as err:  # any network or file error means the same to the user
+            raise _missing(root, "CIFAR-10", "cifar-10-batches-py/data_batch_1..5, test_batch", err) from None
+    xs, ys = [], []
+    for f in files:
+        with open(f, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        xs.append(np.asarray(batch[b"data"], dtype=np.uint8))
+        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    counts = np.bincount(y, minlength=NUM_CLASSES)
+    ok = x.ndim == 2 and x.shape[1] == 3 * 32 * 32 and len(x) == len(y) and len(counts) == NUM_CLASSES
+    ok = ok and (len(y) == 50000 and (counts == 5000).all() if train else 0 < len(y) <= OFFICIAL_TEST_SIZE)
+    if not ok:
+        raise ConfigError(
+            f"CIFAR-10 {'training' if train else 'test'} batches under {folder} are malformed: "
+            f"images {x.shape}, label counts {counts.tolist()}; replace them with the official python-version files"
+        )
+    return torch.from_numpy(x.reshape(-1, 3, 32, 32)), torch.from_numpy(y)
+
+
+def check_common(name: str, rho: float, n_train: int | None, n_test: int | None) -> None:
+    if not 0 <= rho <= 1:
+        raise ConfigError(f"{name}: rho must lie in [0, 1], got rho={rho}")
+    for key, n in (("n_train", n_train), ("n_test", n_test)):
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ConfigError(f"{name}: {key} must be a positive integer or None (the full split), got {n!r}")
+
+
+def subset(n_available: int, n: int | None, g: torch.Generator, name: str, split: str) -> torch.Tensor:
+    """Indices of ``n`` source images chosen with ``g`` (all of them, shuffled, for None).
+
+    Asking for more training images than exist is an error; a test set that is short
+    (a partial CIFAR-10 test batch) is clipped, and :func:`to_splits` warns about it.
+    """
+    if split == "train" and n is not None and n > n_available:
+        raise ConfigError(f"{name}: n_train={n} exceeds the {n_available} training images; use n_train <= {n_available}")
+    return torch.randperm(n_available, generator=g)[: n_available if n is None else min(n, n_available)]
+
+
+def biased_bias(y: torch.Tensor, rho: float, g: torch.Generator) -> torch.Tensor:
+    """Bias labels for given class labels ``y``: ``b = y`` except on exactly
+    ``round(rho * n)`` samples chosen with ``g``, where ``b`` is another class, uniform."""
+    shift = torch.randint(1, NUM_CLASSES, y.shape, generator=g)
+    return torch.where(conflicting_mask(len(y), rho, g), (y + shift) % NUM_CLASSES, y)
+
+
+def unbiased_bias(n: int, g: torch.Generator) -> torch.Tensor:
+    """Bias labels independent of the class: a random permutation of ``0..K-1`` repeated,
+    so ``b`` is exactly uniform (up to ``n mod K``) and carries no information on ``y``."""
+    return torch.randperm(n, generator=g) % NUM_CLASSES
+
+
+def draw_of_class(labels: torch.Tensor, wanted: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """For each entry of ``wanted``, the index of a uniformly drawn source image whose
+    label equals it (with replacement); shape ``wanted.shape``."""
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels, minlength=NUM_CLASSES)
+    starts = torch.cumsum(counts, 0) - counts
+    offset = (torch.rand(wanted.shape, generator=g, dtype=torch.float64) * counts[wanted]).long()
+    return order[starts[wanted] + offset]
+
+
+def _save_atomic(arrays: Arrays, path: Path) -> None:
+    # Parallel sweep workers may build the same dataset; write-then-rename means a
+    # reader never sees a half-written file, and the last writer simply wins.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(arrays, f)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as err:
+        warnings.warn(f"could not cache the dataset at {path} ({err}); it will be rebuilt next time", stacklevel=5)
+
+
+def cached_arrays(name: str, seed: int, params: dict[str, Any], make: Callable[[Path, torch.Generator], Arrays]) -> Arrays:
+    """The uint8 arrays of dataset ``name``, from the cache or built by ``make(root, g)``.
+
+    ``params`` are the builder's parameters; ``params["data_root"]`` is resolved first.
+    ``make`` returns ``x_train, y_train, b_train, x_test, y_test, b_test`` as uint8.
+    """
+    root = resolve_data_root(params["data_root"])
+    key = json.dumps({"name": name, "seed": seed, "version": CACHE_VERSION, **params, "data_root": str(root)},
+                     sort_keys=True)
+    path = cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a damaged or foreign file is rebuilt rather than trusted
+            pass
+    arrays = make(root, generator(seed, f"dataset/{name}"))
+    _save_atomic(arrays, path)
+    return arrays
+
+
+def to_splits(name: str, arrays: Arrays, n_test: int | None, regions: dict[str, torch.Tensor] | None = None
+              ) -> tuple[Split, Split]:
+    """Train and test :class:`Split` s from cached uint8 arrays: images become float32
+    in [0, 1] with 3 channels (grey images are repeated), labels int64."""
+    asked = OFFICIAL_TEST_SIZE if n_test is None else n_test
+    if len(arrays["y_test"]) < asked:
+        warnings.warn(f"{name}: only {len(arrays['y_test'])} test images exist under the data root, fewer than "
+                      f"the {asked} asked for; the unbiased test set uses those", stacklevel=4)
+    splits = []
+    for part in ("train", "test"):
+        x = arrays[f"x_{part}"].float().div_(255)
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        y, b = arrays[f"y_{part}"].long(), arrays[f"b_{part}"].long()
+        splits.append(Split(x, y, b, num_classes=NUM_CLASSES, num_bias=NUM_CLASSES, regions=dict(regions or {})))
+    return splits[0], splits[1]
+
+
+def halves(shape: tuple[int, ...], dim: int, first: str, second: str) -> dict[str, torch.Tensor]:
+    """Two boolean masks of ``shape`` splitting it in half along ``dim``: ``{first, second}``."""
+    mask = torch.zeros(shape, dtype=torch.bool)
+    mask.narrow(dim, 0, shape[dim] // 2).fill_(True)
+    return {first: mask, second: ~mask}

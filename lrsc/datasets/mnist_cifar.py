@@ -1,0 +1,54 @@
+"""MNIST-CIFAR: Shah et al. 2020's dominoes extended to all ten classes.
+
+Each image stacks an MNIST digit (the bias ``b``, the simple spurious feature) on
+top of a CIFAR-10 image (the class ``y``, the core feature): 3 x 64 x 32, rows 0-31
+the digit (28 x 28 zero-padded by 2 pixels on each side, grey on all 3 channels),
+rows 32-63 the CIFAR image. The digit is an MNIST image of class ``b`` drawn with
+the seed from the matching split (train digits for training, test digits for test).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lrsc.datasets import Split, register
+from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, draw_of_class, halves,
+                                  load_cifar10, load_mnist, subset, to_splits, unbiased_bias)
+
+INPUT_SHAPE = (3, 64, 32)
+
+
+@register("mnist_cifar")
+def mnist_cifar(*, seed: int = 0, rho: float = 0.05, n_train: int | None = None, n_test: int | None = None,
+                data_root: str = "") -> tuple[Split, Split]:
+    """MNIST-CIFAR: images float32 in [0, 1], shape ``(n, 3, 64, 32)``; 10 classes.
+
+    ``rho``: fraction of bias-conflicting training samples (exactly ``round(rho * n_train)``).
+    ``n_train`` / ``n_test``: number of CIFAR-10 train / test images used, drawn with
+    the seed (None: all 50000 / all test images present, 10000 officially). A data
+    root with a partial CIFAR-10 test batch (``shared/data`` has 1000) gives a smaller
+    test set, with a warning. ``data_root``: folder holding ``MNIST/raw`` and
+    ``cifar-10-batches-py`` (empty: ``$LRSC_DATA``, else the user cache directory).
+    ``regions``: ``spurious`` is the top half (the digit), ``core`` the bottom half.
+    The test set is unbiased: ``b`` is uniform and independent of ``y``.
+    """
+    check_common("mnist_cifar", rho, n_train, n_test)
+
+    def make(root: Path, g: torch.Generator) -> Arrays:
+        arrays = {}
+        for part, n in (("train", n_train), ("test", n_test)):
+            images, labels = load_cifar10(root, train=part == "train")
+            digits, digit_labels = load_mnist(root, train=part == "train")
+            idx = subset(len(labels), n, g, "mnist_cifar", part)
+            y = labels[idx]
+            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
+            top = F.pad(digits[draw_of_class(digit_labels, b, g)], (2, 2, 2, 2))[:, None].expand(-1, 3, -1, -1)
+            arrays.update({f"x_{part}": torch.cat([top, images[idx]], dim=2),
+                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
+        return arrays
+
+    params = dict(rho=rho, n_train=n_train, n_test=n_test, data_root=data_root)
+    arrays = cached_arrays("mnist_cifar", seed, params, make)
+    return to_splits("mnist_cifar", arrays, n_test, halves(INPUT_SHAPE, 1, "spurious", "core"))
