@@ -49,6 +49,7 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     import papermill
 
     nb = jupytext.read(root / f"{chapter}.py")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     out = root / f"{chapter}.ipynb"
     tmp = out.with_name(f".{out.name}.tmp.ipynb")
     try:

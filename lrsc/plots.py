@@ -31,6 +31,9 @@ def _line(ax, ds: xr.Dataset, var: str, label: str | None = None, color=None) ->
     ax.plot(lr[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
     ax.plot(lr[diverged], mean.values[diverged], "x", color="red", ms=8)
     ax.set_xscale("log")
+    # Tick the swept LRs themselves: log-scale minor labels collide on short LR ranges.
+    ax.set_xticks(lr, [f"{v:g}" for v in lr], fontsize=7)
+    ax.minorticks_off()
     ax.set_xlabel("learning rate")
 
 
