@@ -12,9 +12,10 @@ from lrsc.errors import ConfigError
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from lrsc.sweep import run_sweep
+    from lrsc.sweep import MODELS_AT_ONCE, run_sweep
 
-    results = run_sweep(args.params, args.out, overrides=args.set, device=args.device)
+    results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
+                        models_at_once=1 if args.no_batch else MODELS_AT_ONCE)
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
           f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
 
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=2000 --set grid.lr=[0.1,1.0]")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-batch", action="store_true",
+                   help="train runs one at a time (by default, runs that differ only in lr and seed train together)")
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser("book", help="execute every chapter with papermill, then build the HTML book")

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import xarray as xr
 import yaml
-from tqdm.auto import tqdm
+from torch import nn
+from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 import lrsc
 from lrsc import config as config_mod
@@ -26,7 +27,10 @@ from lrsc import datasets, metrics, models, store
 from lrsc.attribution import integrated_gradients, region_shares
 from lrsc.errors import ConfigError
 from lrsc.seeding import derive_seed, generator, pick_device
-from lrsc.train import train
+from lrsc.train import TrainResult, train, train_batched
+
+BATCHABLE_MODELS = ("fcn", "cnn")  # buffer-free (no BatchNorm), so train_batched can stack them
+MODELS_AT_ONCE = 32  # most runs trained together: bounds the memory of stacked weights and data
 
 
 def axes(cfg: dict) -> dict[str, list]:
@@ -56,27 +60,29 @@ def _dataset(name: str, params_json: str, seed: int) -> tuple[datasets.Split, da
     return datasets.build(name, seed=seed, **json.loads(params_json))
 
 
-def run_one(run: dict, device: str = "auto", progress: bool = False) -> xr.Dataset:
-    """Train and evaluate one run; returns its results as a dataset (scalars and traces).
+def load_data(run: dict, dev: torch.device) -> tuple[datasets.Split, datasets.Split]:
+    """The run's ``(train, test)`` splits on ``dev``; the dataset is drawn from ``run["seed"]``."""
+    train_cpu, test_cpu = _dataset(run["dataset"], json.dumps(run["dataset_params"], sort_keys=True), run["seed"])
+    if run["train"]["batch_size"] > len(train_cpu):
+        raise ConfigError(f"train.batch_size={run['train']['batch_size']} exceeds the {len(train_cpu)} training samples")
+    return train_cpu.to(dev), test_cpu.to(dev)
 
-    Deterministic on the CPU: the dataset, the initialisation, the data order and the
-    evaluation subsets each come from their own stream derived from ``run["seed"]``.
-    """
-    dev = pick_device(device)
-    seed = run["seed"]
-    train_cpu, test_cpu = _dataset(run["dataset"], json.dumps(run["dataset_params"], sort_keys=True), seed)
-    tcfg, mcfg = run["train"], run["metrics"]
-    if tcfg["batch_size"] > len(train_cpu):
-        raise ConfigError(f"train.batch_size={tcfg['batch_size']} exceeds the {len(train_cpu)} training samples")
-    train_set, test_set = train_cpu.to(dev), test_cpu.to(dev)
+
+def init_model(run: dict, train_set: datasets.Split) -> nn.Module:
+    """The run's freshly initialised model, on ``train_set``'s device; the global RNG is left as it was."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "init"))
+        torch.manual_seed(derive_seed(run["seed"], "init"))
         model = models.build(run["model"], input_shape=train_set.x.shape[1:], num_classes=train_set.num_classes,
                              **run["model_params"])
-    model.to(dev)
-    started = time.time()
-    result = train(model, train_set, seed=seed, progress=progress, **tcfg)
+    return model.to(train_set.x.device)
 
+
+def evaluate(run: dict, model: nn.Module, result: TrainResult, test_set: datasets.Split,
+             train_time_s: float) -> xr.Dataset:
+    """The run's results as a dataset: the metrics of the trained ``model`` on ``test_set``
+    (NaN for a model with non-finite weights), the training outcome and its traces."""
+    started = time.time()
+    seed, mcfg, dev = run["seed"], run["metrics"], test_set.x.device
     finite = all(torch.isfinite(p).all() for p in model.parameters())
     nan = float("nan")
     values = dict.fromkeys(("test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity",
@@ -107,32 +113,89 @@ def run_one(run: dict, device: str = "auto", progress: bool = False) -> xr.Datas
     data["bc_loss_ratio"] = (("step",), ratio.numpy())
     return xr.Dataset(data, attrs={"config": json.dumps(run, sort_keys=True), "hash": run_hash(run),
                                    "lrsc_version": lrsc.__version__, "device": str(dev),
-                                   "wall_time_s": time.time() - started})
+                                   "wall_time_s": train_time_s + time.time() - started})
+
+
+def run_one(run: dict, device: str = "auto", progress: bool = False) -> xr.Dataset:
+    """Train and evaluate one run; returns its results as a dataset (scalars and traces).
+
+    Deterministic on the CPU: the dataset, the initialisation, the data order and the
+    evaluation subsets each come from their own stream derived from ``run["seed"]``.
+    """
+    train_set, test_set = load_data(run, pick_device(device))
+    model = init_model(run, train_set)
+    started = time.time()
+    result = train(model, train_set, seed=run["seed"], progress=progress, **run["train"])
+    return evaluate(run, model, result, test_set, time.time() - started)
+
+
+def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) -> list[xr.Dataset]:
+    """Train runs that differ only in ``train.lr`` and ``seed`` at once (``train_batched``),
+    then evaluate each; returns what ``run_one`` would return for each, to float rounding.
+
+    Each run's ``wall_time_s`` is its share of the batch's training time plus its own evaluation.
+    """
+    dev = pick_device(device)
+    splits = {}  # one copy per dataset seed: runs of one seed share their training set
+    for run in runs:
+        if run["seed"] not in splits:
+            splits[run["seed"]] = load_data(run, dev)
+    train_sets = [splits[run["seed"]][0] for run in runs]
+    nets = [init_model(run, data) for run, data in zip(runs, train_sets)]
+    tcfg = {k: v for k, v in runs[0]["train"].items() if k not in ("lr", "momentum", "weight_decay")}
+    started = time.time()
+    results = train_batched(nets, train_sets, lr=[r["train"]["lr"] for r in runs], seed=[r["seed"] for r in runs],
+                            progress=progress, **tcfg)
+    share = (time.time() - started) / len(runs)
+    return [evaluate(run, net, result, splits[run["seed"]][1], share) for run, net, result in zip(runs, nets, results)]
+
+
+def batches(runs: list[dict], size: int) -> list[list[dict]]:
+    """Split ``runs`` into lists that ``run_batch`` can train at once, of at most ``size`` runs.
+
+    Runs go together when their configs differ only in ``train.lr`` and ``seed``, their model
+    is buffer-free (``fcn``, ``cnn``) and they use plain SGD; every other run is a list of one.
+    Lists follow the order of each list's first run.
+    """
+    groups: dict[str, list[dict]] = {}
+    for i, run in enumerate(runs):
+        plain_sgd = run["train"]["momentum"] == 0 and run["train"]["weight_decay"] == 0
+        if size > 1 and run["model"] in BATCHABLE_MODELS and plain_sgd:
+            key = json.dumps({**run, "seed": None, "train": {**run["train"], "lr": None}}, sort_keys=True)
+        else:
+            key = str(i)
+        groups.setdefault(key, []).append(run)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] | dict | None = None,
-              device: str = "auto", progress: bool = True) -> xr.Dataset:
+              device: str = "auto", progress: bool = True, models_at_once: int = MODELS_AT_ONCE) -> xr.Dataset:
     """Run (or resume) a sweep and return the collected dataset, also saved as ``out_dir/results.nc``.
 
     ``cfg`` is a sweep config dict or YAML path, checked in full before anything is written.
+    Runs that differ only in LR and seed are trained up to ``models_at_once`` at a time
+    (see :func:`batches`); ``models_at_once=1`` trains every run alone. Either way gives the
+    same results to float rounding, and each run's file is written as soon as its batch ends.
     """
     cfg = config_mod.load(cfg, overrides)
     out = Path(out_dir)
     runs = expand(cfg)
     paths = [store.run_path(out, run_hash(r)) for r in runs]
-    todo = [(r, p) for r, p in zip(runs, paths) if not p.exists()]
+    todo = [r for r, p in zip(runs, paths) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     counts = {"done": len(runs) - len(todo), "diverged": 0}
     bar = tqdm(total=len(runs), initial=counts["done"], desc=f"sweep {out.name}", unit="run", disable=not progress)
-    for run, path in todo:
-        bar.set_description(f"{run['dataset']} lr={run['train']['lr']:g} seed={run['seed']}")
-        ds = run_one(run, device)
-        store.write_atomic(ds, path)
-        counts["done"] += 1
-        counts["diverged"] += bool(ds["diverged"])
+    for batch in batches(todo, models_at_once):
+        run = batch[0]
+        bar.set_description(f"{run['dataset']} {len(batch)} runs at once" if len(batch) > 1 else
+                            f"{run['dataset']} lr={run['train']['lr']:g} seed={run['seed']}")
+        for run, ds in zip(batch, run_batch(batch, device) if len(batch) > 1 else [run_one(run, device)]):
+            store.write_atomic(ds, store.run_path(out, run_hash(run)))
+            counts["done"] += 1
+            counts["diverged"] += bool(ds["diverged"])
         bar.set_postfix(counts)
-        bar.update()
+        bar.update(len(batch))
     bar.close()
     dims = axes(cfg)
     grid_points = [dict(zip(dims, vals)) for vals in itertools.product(*dims.values())]

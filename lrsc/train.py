@@ -2,19 +2,27 @@
 
 One readable loop in the spirit of nanoGPT. The training set lives on the model's
 device and is batched by index (as in airbench); per-step records stay on the device
-and are read once at the end, so the hot loop never waits for the host.
+and are read only at evaluations, so the hot loop never waits for the host.
+
+``train`` trains one model; ``train_batched`` trains M models of one architecture at
+once (their weights stacked along a leading dim), each with its own learning rate, seed,
+training set and stopping point, and gives each the result ``train`` would have given.
+Both apply the same stopping rules (:class:`_Monitor`).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from torch.func import functional_call, vmap
+from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 from lrsc.datasets import Split
-from lrsc.models import predict
+from lrsc.models import FCN, predict
 from lrsc.seeding import generator
 
 
@@ -44,14 +52,57 @@ class TrainResult:
 def bc_loss_ratio(losses: torch.Tensor, conflicting: torch.Tensor) -> torch.Tensor:
     """Sum of bias-conflicting samples' losses over the sum of all losses in a minibatch.
 
-    losses: per-sample losses, shape ``(B,)``; conflicting: boolean mask, shape ``(B,)``.
-    Returns a 0-dim tensor (0 when the minibatch holds no BC sample).
+    losses: per-sample losses, shape ``(..., B)``; conflicting: boolean mask of the same shape.
+    Returns shape ``(...)`` (0 where the minibatch holds no BC sample).
     """
-    return (losses * conflicting).sum() / losses.sum()
+    return (losses * conflicting).sum(-1) / losses.sum(-1)
 
 
 def _finite(model: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _Monitor:
+    """The stopping rules of one run, applied at every evaluation (each ``eval_every`` steps)."""
+
+    def __init__(self, data: Split, collapse_patience: int):
+        self.data = data
+        self.chance = torch.bincount(data.y).max().item() / len(data)  # accuracy of the majority-class guess
+        self.patience = collapse_patience
+        self.best_acc, self.at_chance, self.train_acc = 0.0, 0, 0.0
+
+    def check(self, model: nn.Module, recent_loss: torch.Tensor, at_cap: bool) -> str:
+        """Why training must stop now (a ``TrainResult.reason``), or ``""`` to go on.
+
+        recent_loss: the minibatch losses since the previous evaluation, shape ``(eval_every,)``;
+        at_cap: the step cap is reached.
+        """
+        if not (torch.isfinite(recent_loss).all() and _finite(model)):
+            return "non-finite"
+        feats, logits = predict(model, self.data.x)
+        self.train_acc = (logits.argmax(1) == self.data.y).float().mean().item()
+        self.best_acc = max(self.best_acc, self.train_acc)
+        learnt = self.best_acc > self.chance + 0.05
+        self.at_chance = self.at_chance + 1 if learnt and self.train_acc <= self.chance + 0.01 else 0
+        if self.train_acc == 1.0:
+            return "converged"
+        if not feats.any():
+            return "dead network"
+        if self.at_chance >= self.patience:
+            return "collapse"
+        return "step cap" if at_cap else ""
+
+    def result(self, reason: str, steps: int, loss_hist: torch.Tensor, ratio_hist: torch.Tensor) -> TrainResult:
+        """The run's result after ``steps`` steps; ``*_hist``: its per-step records, shape ``(>= steps,)``."""
+        return TrainResult(
+            steps=steps,
+            converged=reason == "converged",
+            diverged=reason in ("non-finite", "dead network", "collapse"),
+            reason=reason,
+            train_acc=self.train_acc,
+            loss=loss_hist[:steps].float().cpu(),
+            bc_loss_ratio=ratio_hist[:steps].float().cpu(),
+        )
 
 
 def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, max_steps: int = 15000,
@@ -69,13 +120,12 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
     g = generator(seed, "data_order", device)
     loss_hist = torch.zeros(max_steps, device=device)
     ratio_hist = torch.zeros(max_steps, device=device)
-    chance = torch.bincount(data.y).max().item() / n  # accuracy of the majority-class guess
-    best_acc, at_chance, train_acc = 0.0, 0, 0.0
-    reason = "step cap"
+    monitor = _Monitor(data, collapse_patience)
+    reason = ""
     step = 0
     bar = tqdm(total=max_steps, desc=f"lr={lr:g}", unit="step", leave=False, disable=not progress)
     model.train()
-    while step < max_steps and reason == "step cap":
+    while not reason:
         perm = torch.randperm(n, device=device, generator=g)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = perm[start:start + batch_size]
@@ -90,29 +140,139 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
             if step % eval_every and step < max_steps:
                 continue
             bar.update(eval_every)
-            if not (torch.isfinite(loss_hist[max(0, step - eval_every):step]).all() and _finite(model)):
-                reason = "non-finite"
-                break
-            feats, logits = predict(model, data.x)
-            train_acc = (logits.argmax(1) == data.y).float().mean().item()
-            best_acc = max(best_acc, train_acc)
-            at_chance = at_chance + 1 if best_acc > chance + 0.05 and train_acc <= chance + 0.01 else 0
-            bar.set_postfix(train_acc=f"{train_acc:.4f}")
-            if train_acc == 1.0:
-                reason = "converged"
-            elif not feats.any():
-                reason = "dead network"
-            elif at_chance >= collapse_patience:
-                reason = "collapse"
-            if reason != "step cap" or step >= max_steps:
+            reason = monitor.check(model, loss_hist[max(0, step - eval_every):step], at_cap=step >= max_steps)
+            bar.set_postfix(train_acc=f"{monitor.train_acc:.4f}")
+            if reason:
                 break
     bar.close()
-    return TrainResult(
-        steps=step,
-        converged=reason == "converged",
-        diverged=reason in ("non-finite", "dead network", "collapse"),
-        reason=reason,
-        train_acc=train_acc,
-        loss=loss_hist[:step].float().cpu(),
-        bc_loss_ratio=ratio_hist[:step].float().cpu(),
-    )
+    return monitor.result(reason, step, loss_hist, ratio_hist)
+
+
+# One SGD step of M stacked models: (weights, x (M, B, ...), y (M, B), lr / B (M,)) -> per-sample
+# losses (M, B). It updates the weights (a list of (M, *shape) tensors) in place.
+Step = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _fcn_step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """SGD step of M bias-free FCNs with the backward pass written out as batched matmuls.
+
+    At parity size (2x200 units, batch 100) autograd's bookkeeping costs about as much as the
+    arithmetic; this costs one bmm per matmul and updates each weight with one ``baddbmm_``.
+    weights: hidden layers then head, each ``(M, out, in)``; x ``(M, B, ...)``; y ``(M, B)``;
+    scale: each model's lr / B, ``(M,)``. Returns the per-sample losses ``(M, B)``.
+    """
+    acts = [x.flatten(2)]  # inputs of each layer, (M, B, in)
+    for w in weights[:-1]:
+        acts.append(torch.bmm(acts[-1], w.transpose(1, 2)).relu_())
+    logp = torch.bmm(acts[-1], weights[-1].transpose(1, 2)).log_softmax(-1)
+    target = y.unsqueeze(-1)
+    losses = -logp.gather(-1, target).squeeze(-1)
+    # d(lr * mean cross-entropy)/d(logits) = lr / B * (softmax - one-hot): the LR rides along the backward pass
+    delta = logp.exp().scatter_add_(-1, target, torch.full_like(logp[..., :1], -1.0)).mul_(scale.view(-1, 1, 1))
+    for layer in reversed(range(len(weights))):
+        w, a = weights[layer], acts[layer]
+        # the gradient below, taken before w moves; threshold_backward is ReLU's backward in one op
+        below = torch.ops.aten.threshold_backward(torch.bmm(delta, w), a, 0) if layer else None
+        w.baddbmm_(delta.transpose(1, 2), a, alpha=-1.0)
+        delta = below
+    return losses
+
+
+def _autograd_step(model: nn.Module) -> Step:
+    """SGD step of M stacked copies of any buffer-free ``model`` (the CNN, an FCN with bias):
+    ``vmap`` runs the model's own forward on each model's weights; autograd does the backward."""
+    template = copy.deepcopy(model).to("meta")
+    names = [name for name, _ in model.named_parameters()]
+    logits_of = vmap(lambda params, x: functional_call(template, dict(zip(names, params)), (x,)))
+
+    def step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        params = [w.detach().requires_grad_() for w in weights]
+        losses = F.cross_entropy(logits_of(params, x).flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+        grads = torch.autograd.grad((losses * scale[:, None]).sum(), params)  # already times lr / B
+        for w, grad in zip(weights, grads):
+            w.sub_(grad)
+        return losses.detach()
+
+    return step
+
+
+def _bind(model: nn.Module, weights: list[torch.Tensor], i: int) -> None:
+    """Make ``model``'s parameters views of the ``i``-th slice of the stacked ``weights``."""
+    for p, w in zip(model.parameters(), weights):
+        p.data = w[i]
+
+
+def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Sequence[float], seed: Sequence[int],
+                  batch_size: int = 100, max_steps: int = 15000, eval_every: int = 100, collapse_patience: int = 10,
+                  progress: bool = False) -> list[TrainResult]:
+    """Train M models of one buffer-free architecture at once, each exactly as ``train`` would.
+
+    Model i is trained in place with plain SGD (no momentum or weight decay: runs that need
+    them go through ``train``) at ``lr[i]`` on ``data[i]``, in the data order of ``seed[i]``,
+    and stops on its own by ``train``'s rules; it then leaves the stack (the others go on,
+    and get faster) with its weights and records as of that step. ``data[i]`` are on one
+    device, with equal sizes and shapes; models that share a Split share its memory.
+    Results agree with ``train``'s to float rounding (batched matmuls sum in another order).
+    """
+    m = len(models)
+    if not (len(data) == len(lr) == len(seed) == m):
+        raise ValueError(f"need one Split, lr and seed per model; got {len(data)}, {len(lr)}, {len(seed)} for {m} models")
+    if any(len(list(model.buffers())) for model in models):
+        raise ValueError("train_batched needs buffer-free models (no BatchNorm); train them one at a time")
+    device = data[0].x.device
+    n = len(data[0])
+    if any(len(d) != n for d in data) or batch_size > n:
+        raise ValueError(f"need training sets of one size, at least batch_size={batch_size}; got {[len(d) for d in data]}")
+    distinct = list({id(d.x): d for d in data}.values())
+    which = torch.tensor([[id(s.x) for s in distinct].index(id(d.x)) for d in data], device=device)
+    xs = torch.stack([d.x for d in distinct])  # (K, n, ...) for K distinct training sets
+    ys = torch.stack([d.y for d in distinct])
+    conflicting = torch.stack([d.conflicting for d in distinct])
+
+    plain_fcn = type(models[0]) is FCN and models[0].head.bias is None
+    step_fn = _fcn_step if plain_fcn else _autograd_step(models[0])
+    weights = [torch.stack([p.detach() for p in ps]) for ps in zip(*(model.parameters() for model in models))]
+    for i, model in enumerate(models):
+        _bind(model, weights, i)
+        model.train()
+    gens = [generator(s, "data_order", device) for s in seed]
+    lr_over_b = torch.tensor(lr, device=device, dtype=torch.float32) / batch_size
+    monitors = [_Monitor(d, collapse_patience) for d in data]
+    loss_hist = torch.zeros(m, max_steps, device=device)
+    ratio_hist = torch.zeros(m, max_steps, device=device)
+    results: list[TrainResult | None] = [None] * m
+    active = list(range(m))  # the models still training, in the order of the stacked weights
+    rows = torch.arange(m, device=device)
+    steps_per_epoch = n // batch_size
+    step = 0
+    bar = tqdm(total=max_steps, desc=f"{m} models", unit="step", leave=False, disable=not progress)
+    while active:
+        if step % steps_per_epoch == 0:
+            perms = torch.stack([torch.randperm(n, device=device, generator=gens[i]) for i in active])
+        start = step % steps_per_epoch * batch_size
+        idx = perms[:, start:start + batch_size]  # (A, B) sample ids, one row per active model
+        src = which[rows, None]
+        losses = step_fn(weights, xs[src, idx], ys[src, idx], lr_over_b[rows])
+        loss_hist[rows, step] = losses.mean(1)
+        ratio_hist[rows, step] = bc_loss_ratio(losses, conflicting[src, idx])
+        step += 1
+        if step % eval_every and step < max_steps:
+            continue
+        bar.update(eval_every)
+        for i in active:
+            reason = monitors[i].check(models[i], loss_hist[i, max(0, step - eval_every):step], at_cap=step >= max_steps)
+            if reason:
+                results[i] = monitors[i].result(reason, step, loss_hist[i], ratio_hist[i])
+                for p in models[i].parameters():
+                    p.data = p.data.clone()  # off the stack, which moves on without this model
+        keep = [j for j, i in enumerate(active) if results[i] is None]
+        if len(keep) < len(active):
+            active = [active[j] for j in keep]
+            rows = torch.tensor(active, device=device, dtype=torch.long)
+            weights = [w[keep] for w in weights]
+            perms = perms[keep]
+            for j, i in enumerate(active):
+                _bind(models[i], weights, j)
+            bar.set_postfix(training=len(active))
+    bar.close()
+    return results

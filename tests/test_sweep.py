@@ -63,7 +63,7 @@ def test_missing_params_file(tmp_path, capsys):
 
 
 def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatch):
-    full = sweep.run_sweep(tiny_parity, tmp_path / "full", device="cpu", progress=False)
+    full = sweep.run_sweep(tiny_parity, tmp_path / "full", device="cpu", progress=False, models_at_once=1)
 
     calls = []
     real = sweep.run_one
@@ -76,13 +76,13 @@ def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatc
 
     monkeypatch.setattr(sweep, "run_one", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False)
+        sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False, models_at_once=1)
     assert len(list((tmp_path / "resumed" / "runs").glob("*.nc"))) == 2
     assert not (tmp_path / "resumed" / "results.nc").exists()
 
     calls.clear()
     monkeypatch.setattr(sweep, "run_one", lambda run, *a, **k: calls.append(run) or real(run, *a, **k))
-    resumed = sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False)
+    resumed = sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False, models_at_once=1)
     assert len(calls) == 2  # only the two unfinished runs
     xr.testing.assert_identical(full, resumed)
 

@@ -1,0 +1,1 @@
+"""Speed benchmarks of lrsc; run ``python -m benchmarks.run``."""

@@ -1,0 +1,187 @@
+"""How fast lrsc trains: batched vs one-at-a-time training, achieved FLOP/s, the data path.
+
+    python -m benchmarks.run [--quick] [--threads N] [--json FILE]
+
+Every ratio is measured in this process, both sides at the same number of threads (torch's
+default, all cores, unless ``--threads``), so a busy machine slows both alike. Training runs
+a fixed number of steps and one evaluation, at the end, in both paths (``eval_every = max_steps``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lrsc import datasets, models
+from lrsc.datasets import Split
+from lrsc.train import train, train_batched
+
+
+@dataclass
+class Case:
+    """M models of one FCN trained for ``steps`` SGD steps at batch 100."""
+
+    name: str
+    models: int
+    steps: int
+    input_shape: tuple[int, ...]
+    width: int
+    num_classes: int
+    n_train: int
+
+
+def cases(quick: bool) -> list[Case]:
+    s = 100 if quick else 300
+    return [
+        Case("parity 16-200-200-2", 8, s, (16,), 200, 2, 10000),
+        Case("parity 16-200-200-2", 24, s, (16,), 200, 2, 10000),
+        Case("Colored-MNIST size 2352-256-256-10", 8, s // 5, (3, 28, 28), 256, 10, 2000),
+        Case("Colored-MNIST size 2352-1024-1024-10", 4, s // 10, (3, 28, 28), 1024, 10, 2000),
+    ]
+
+
+def matmul_flops(size: int = 2000) -> float:
+    """Dense float32 matmul speed, FLOP/s (best of 5 products)."""
+    a = torch.randn(size, size)
+    a @ a
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def _data(case: Case) -> list[Split]:
+    """Three training sets (as three seeds of a sweep), model i trains on set i % 3."""
+    if case.input_shape == (16,):
+        sets = [datasets.build("parity", seed=s, n_train=case.n_train, n_test=1)[0] for s in range(3)]
+    else:
+        g = torch.Generator().manual_seed(0)
+        sets = []
+        for _ in range(3):
+            y = torch.randint(case.num_classes, (case.n_train,), generator=g)
+            sets.append(Split(torch.rand(case.n_train, *case.input_shape, generator=g), y, y.clone(),
+                              case.num_classes, case.num_classes))
+    return [sets[i % 3] for i in range(case.models)]
+
+
+def _nets(case: Case) -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    return [models.build("fcn", input_shape=case.input_shape, num_classes=case.num_classes, width=case.width)
+            for _ in range(case.models)]
+
+
+def time_training(case: Case) -> tuple[float, float]:
+    """Seconds to train the case's M models one after another with ``train``, and at once
+    with ``train_batched``."""
+    data = _data(case)
+    lrs = [0.01 * (i + 1) for i in range(case.models)]  # small enough that no model stops early
+    kwargs = dict(batch_size=100, max_steps=case.steps, eval_every=case.steps)
+    start = time.perf_counter()
+    for i, (net, d) in enumerate(zip(_nets(case), data)):
+        train(net, d, lr=lrs[i], seed=i, **kwargs)
+    sequential = time.perf_counter() - start
+    nets = _nets(case)
+    start = time.perf_counter()
+    train_batched(nets, data, lr=lrs, seed=list(range(case.models)), **kwargs)
+    return sequential, time.perf_counter() - start
+
+
+def training_flops(case: Case) -> float:
+    """Matmul FLOPs of the case: forward + backward is 6 FLOPs per weight and sample (2 for
+    the forward, 4 for the two backward products), the final evaluation 2 per weight and sample."""
+    net = _nets(Case(**{**case.__dict__, "models": 1}))[0]
+    params = sum(p.numel() for p in net.parameters())
+    return case.models * params * (6 * 100 * case.steps + 2 * case.n_train)
+
+
+def time_data_path(n: int, input_shape: tuple[int, ...], batch_size: int = 100, repeats: int = 3) -> tuple[float, float]:
+    """Seconds per epoch to fetch every minibatch of ``n`` samples: lrsc's path (one
+    permutation, then index the device tensors) and a DataLoader over a TensorDataset."""
+    x, y = torch.randn(n, *input_shape), torch.randint(2, (n,))
+    g = torch.Generator().manual_seed(0)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, drop_last=True, generator=g)
+
+    def ours():
+        perm = torch.randperm(n, generator=g)
+        for start in range(0, n - batch_size + 1, batch_size):
+            idx = perm[start:start + batch_size]
+            x[idx], y[idx]
+
+    def theirs():
+        for _ in loader:
+            pass
+
+    times = []
+    for fetch in (ours, theirs):
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fetch()
+            best = min(best, time.perf_counter() - start)
+        times.append(best)
+    return times[0], times[1]
+
+
+def run(quick: bool = False, threads: int | None = None) -> tuple[list[dict], dict]:
+    """Run every benchmark at ``threads`` threads (default: torch's); returns the table's rows
+    and a summary with the headline ratios."""
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads or threads_before)
+    peak = matmul_flops()
+    time_training(Case("warm-up", 2, 5, (16,), 200, 2, 500))
+    rows, summary = [], {"threads": torch.get_num_threads(), "matmul_gflops": peak / 1e9}
+    for case in cases(quick):
+        seq, bat = time_training(case)
+        flops = training_flops(case)
+        rows.append({"benchmark": f"{case.name}, M={case.models}, {case.steps} steps",
+                     "baseline (s)": seq, "lrsc (s)": bat, "speedup": seq / bat,
+                     "lrsc GFLOP/s": flops / bat / 1e9, "of matmul peak": flops / bat / peak,
+                     "baseline of peak": flops / seq / peak})
+        if case.input_shape == (16,):
+            summary[f"batched_speedup_parity_m{case.models}"] = seq / bat
+            if case.models == 24:
+                summary["flops_fraction"] = flops / bat / peak
+                summary["sequential_flops_fraction"] = flops / seq / peak
+    for label, shape, n in (("parity", (16,), 10000), ("Colored-MNIST size", (3, 28, 28), 10000)):
+        ours, theirs = time_data_path(n, shape)
+        rows.append({"benchmark": f"data path: one epoch of {n} {label} samples, batch 100",
+                     "baseline (s)": theirs, "lrsc (s)": ours, "speedup": theirs / ours})
+        summary["data_path_speedup" if label == "parity" else "data_path_speedup_cmnist"] = theirs / ours
+    torch.set_num_threads(threads_before)
+    return rows, summary
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    cells = [[r["benchmark"]] + [f"{r[c]:.3g}" if c in r else "" for c in cols[1:]] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about 30-40 s)")
+    parser.add_argument("--threads", type=int, help="torch threads for every benchmark (default: torch's, all cores)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows and the headline ratios as JSON")
+    args = parser.parse_args(argv)
+    start = time.time()
+    rows, summary = run(quick=args.quick, threads=args.threads)
+    print(format_table(rows))
+    print(f"{summary['threads']} thread(s); dense matmul (2000x2000 float32): {summary['matmul_gflops']:.0f} GFLOP/s")
+    print(f"total {time.time() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**summary, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
