@@ -66,27 +66,26 @@ class _Monitor:
     """The stopping rules of one run, applied at every evaluation (each ``eval_every`` steps)."""
 
     def __init__(self, data: Split, collapse_patience: int):
-        self.data = data
         self.chance = torch.bincount(data.y).max().item() / len(data)  # accuracy of the majority-class guess
         self.patience = collapse_patience
         self.best_acc, self.at_chance, self.train_acc = 0.0, 0, 0.0
 
-    def check(self, model: nn.Module, recent_loss: torch.Tensor, at_cap: bool) -> str:
+    def check(self, finite: bool, train_acc: float, alive: bool, at_cap: bool) -> str:
         """Why training must stop now (a ``TrainResult.reason``), or ``""`` to go on.
 
-        recent_loss: the minibatch losses since the previous evaluation, shape ``(eval_every,)``;
-        at_cap: the step cap is reached.
+        finite: the weights and the losses since the previous evaluation are finite;
+        train_acc: accuracy on the full training set; alive: some penultimate unit is
+        non-zero on some training input; at_cap: the step cap is reached.
         """
-        if not (torch.isfinite(recent_loss).all() and _finite(model)):
+        if not finite:
             return "non-finite"
-        feats, logits = predict(model, self.data.x)
-        self.train_acc = (logits.argmax(1) == self.data.y).float().mean().item()
-        self.best_acc = max(self.best_acc, self.train_acc)
+        self.train_acc = train_acc
+        self.best_acc = max(self.best_acc, train_acc)
         learnt = self.best_acc > self.chance + 0.05
-        self.at_chance = self.at_chance + 1 if learnt and self.train_acc <= self.chance + 0.01 else 0
-        if self.train_acc == 1.0:
+        self.at_chance = self.at_chance + 1 if learnt and train_acc <= self.chance + 0.01 else 0
+        if train_acc == 1.0:
             return "converged"
-        if not feats.any():
+        if not alive:
             return "dead network"
         if self.at_chance >= self.patience:
             return "collapse"
@@ -140,7 +139,10 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
             if step % eval_every and step < max_steps:
                 continue
             bar.update(eval_every)
-            reason = monitor.check(model, loss_hist[max(0, step - eval_every):step], at_cap=step >= max_steps)
+            finite = bool(torch.isfinite(loss_hist[max(0, step - eval_every):step]).all()) and _finite(model)
+            feats, logits = predict(model, data.x) if finite else (None, None)
+            reason = monitor.check(finite, (logits.argmax(1) == data.y).float().mean().item() if finite else 0.0,
+                                   finite and bool(feats.any()), at_cap=step >= max_steps)
             bar.set_postfix(train_acc=f"{monitor.train_acc:.4f}")
             if reason:
                 break
@@ -151,6 +153,21 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
 # One SGD step of M stacked models: (weights, x (M, B, ...), y (M, B), lr / B (M,)) -> per-sample
 # losses (M, B). It updates the weights (a list of (M, *shape) tensors) in place.
 Step = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# Forward pass of M stacked models: (weights, x (M, N, ...)) -> (features (M, N, d), logits (M, N, K)).
+Forward = Callable[[list[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _fcn_activations(weights: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """Each layer's input, then the logits, of M bias-free FCNs; x ``(M, N, ...)``, each ``(M, N, width)``."""
+    acts = [x.flatten(2)]
+    for w in weights[:-1]:
+        acts.append(torch.bmm(acts[-1], w.transpose(1, 2)).relu_())
+    return acts + [torch.bmm(acts[-1], weights[-1].transpose(1, 2))]
+
+
+def _fcn_forward(weights: list[torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    *_, feats, logits = _fcn_activations(weights, x)
+    return feats, logits
 
 
 def _fcn_step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -161,10 +178,8 @@ def _fcn_step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, sca
     weights: hidden layers then head, each ``(M, out, in)``; x ``(M, B, ...)``; y ``(M, B)``;
     scale: each model's lr / B, ``(M,)``. Returns the per-sample losses ``(M, B)``.
     """
-    acts = [x.flatten(2)]  # inputs of each layer, (M, B, in)
-    for w in weights[:-1]:
-        acts.append(torch.bmm(acts[-1], w.transpose(1, 2)).relu_())
-    logp = torch.bmm(acts[-1], weights[-1].transpose(1, 2)).log_softmax(-1)
+    *acts, logits = _fcn_activations(weights, x)
+    logp = logits.log_softmax(-1)
     target = y.unsqueeze(-1)
     losses = -logp.gather(-1, target).squeeze(-1)
     # d(lr * mean cross-entropy)/d(logits) = lr / B * (softmax - one-hot): the LR rides along the backward pass
@@ -178,22 +193,52 @@ def _fcn_step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, sca
     return losses
 
 
-def _autograd_step(model: nn.Module) -> Step:
-    """SGD step of M stacked copies of any buffer-free ``model`` (the CNN, an FCN with bias):
-    ``vmap`` runs the model's own forward on each model's weights; autograd does the backward."""
-    template = copy.deepcopy(model).to("meta")
-    names = [name for name, _ in model.named_parameters()]
-    logits_of = vmap(lambda params, x: functional_call(template, dict(zip(names, params)), (x,)))
+class _FeaturesAndLogits(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.net.features(x)
+        return h, self.net.head(h)
+
+
+def _autograd_path(model: nn.Module) -> tuple[Step, Forward]:
+    """SGD step and forward pass of M stacked copies of any buffer-free ``model`` (the CNN, an
+    FCN with bias): ``vmap`` runs the model's own code on each model's weights; autograd does
+    the backward."""
+    template = _FeaturesAndLogits(copy.deepcopy(model).to("meta"))
+    names = [name for name, _ in template.named_parameters()]
+    forward = vmap(lambda params, x: functional_call(template, dict(zip(names, params)), (x,)))
 
     def step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         params = [w.detach().requires_grad_() for w in weights]
-        losses = F.cross_entropy(logits_of(params, x).flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+        logits = forward(params, x)[1]
+        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(y)
         grads = torch.autograd.grad((losses * scale[:, None]).sum(), params)  # already times lr / B
         for w, grad in zip(weights, grads):
             w.sub_(grad)
         return losses.detach()
 
-    return step
+    return step, forward
+
+
+@torch.no_grad()
+def _stacked_stats(forward: Forward, weights: list[torch.Tensor], xs: torch.Tensor, ys: torch.Tensor,
+                   src: torch.Tensor) -> tuple[list[float], list[bool]]:
+    """Full-training-set accuracy of each stacked model and whether any of its penultimate
+    units fires on any input: one batched forward pass over chunks of every model's own
+    training set ``xs[src[i]]`` (xs ``(K, n, ...)``, src ``(A,)``)."""
+    n, a = xs.shape[1], len(src)
+    widest = max(xs[0, 0].numel(), max(w.shape[1] for w in weights))
+    chunk = max(1, 2**22 // (a * widest))  # keeps each activation tensor near 16 MB
+    correct = torch.zeros(a, device=xs.device)
+    alive = torch.zeros(a, dtype=torch.bool, device=xs.device)
+    for start in range(0, n, chunk):
+        feats, logits = forward(weights, xs[src, start:start + chunk])
+        correct += (logits.argmax(-1) == ys[src, start:start + chunk]).sum(1)
+        alive |= (feats != 0).flatten(1).any(1)
+    return (correct / n).tolist(), alive.tolist()
 
 
 def _bind(model: nn.Module, weights: list[torch.Tensor], i: int) -> None:
@@ -230,7 +275,7 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
     conflicting = torch.stack([d.conflicting for d in distinct])
 
     plain_fcn = type(models[0]) is FCN and models[0].head.bias is None
-    step_fn = _fcn_step if plain_fcn else _autograd_step(models[0])
+    step_fn, forward = (_fcn_step, _fcn_forward) if plain_fcn else _autograd_path(models[0])
     weights = [torch.stack([p.detach() for p in ps]) for ps in zip(*(model.parameters() for model in models))]
     for i, model in enumerate(models):
         _bind(model, weights, i)
@@ -259,8 +304,12 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
         if step % eval_every and step < max_steps:
             continue
         bar.update(eval_every)
-        for i in active:
-            reason = monitors[i].check(models[i], loss_hist[i, max(0, step - eval_every):step], at_cap=step >= max_steps)
+        finite = torch.isfinite(loss_hist[rows, max(0, step - eval_every):step]).all(1)
+        for w in weights:
+            finite &= torch.isfinite(w.flatten(1)).all(1)
+        accs, alive = _stacked_stats(forward, weights, xs, ys, which[rows])
+        for i, ok, acc, on in zip(active, finite.tolist(), accs, alive):
+            reason = monitors[i].check(ok, acc, on, at_cap=step >= max_steps)
             if reason:
                 results[i] = monitors[i].result(reason, step, loss_hist[i], ratio_hist[i])
                 for p in models[i].parameters():
