@@ -108,13 +108,18 @@ def conflicting_mask(n: int, rho: float, g: torch.Generator) -> torch.Tensor:
     return mask
 
 
-def biased_labels(n: int, num_classes: int, rho: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training labels: ``y`` uniform; ``b = y`` except on exactly ``round(rho*n)``
-    bias-conflicting samples, where ``b`` is another class drawn uniformly."""
-    y = torch.randint(num_classes, (n,), generator=g)
+def biased_bias(y: torch.Tensor, num_classes: int, rho: float, g: torch.Generator) -> torch.Tensor:
+    """Bias labels for class labels ``y``: ``b = y`` except on exactly ``round(rho * n)``
+    bias-conflicting samples drawn with ``g``, where ``b`` is another class drawn uniformly."""
+    n = len(y)
     shift = torch.randint(1, num_classes, (n,), generator=g) if num_classes > 2 else torch.ones(n, dtype=torch.long)
-    b = torch.where(conflicting_mask(n, rho, g), (y + shift) % num_classes, y)
-    return y, b
+    return torch.where(conflicting_mask(n, rho, g), (y + shift) % num_classes, y)
+
+
+def biased_labels(n: int, num_classes: int, rho: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training labels: ``y`` uniform and ``b = biased_bias(y, ...)``."""
+    y = torch.randint(num_classes, (n,), generator=g)
+    return y, biased_bias(y, num_classes, rho, g)
 
 
 def unbiased_labels(n: int, num_classes: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

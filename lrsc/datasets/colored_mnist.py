@@ -9,13 +9,11 @@ main results.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, load_mnist, subset,
-                                  to_splits, unbiased_bias)
+from lrsc.datasets.images import cached_arrays, check_common, labelled_parts, load_mnist, to_splits
 from lrsc.errors import ConfigError
 
 # LfF's mean colours (data/resource/colors.th), RGB in [0, 1], indexed by bias label.
@@ -49,16 +47,8 @@ def colored_mnist(*, seed: int = 0, rho: float = 0.01, color_std: float = 0.005,
     if color_std < 0:
         raise ConfigError(f"colored_mnist: color_std must be >= 0, got {color_std}")
 
-    def make(root: Path, g: torch.Generator) -> Arrays:
-        arrays = {}
-        for part, n in (("train", n_train), ("test", n_test)):
-            images, labels = load_mnist(root, train=part == "train")
-            idx = subset(len(labels), n, g, "colored_mnist", part)
-            y = labels[idx]
-            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
-            arrays.update({f"x_{part}": colorize(images[idx], b, color_std, g),
-                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
-        return arrays
+    make = labelled_parts("colored_mnist", load_mnist, rho, n_train, n_test,
+                          lambda grey, b, g, root, train: colorize(grey, b, color_std, g))
 
     params = dict(rho=rho, color_std=color_std, n_train=n_train, n_test=n_test, data_root=data_root)
     return to_splits("colored_mnist", cached_arrays("colored_mnist", seed, params, make), n_test)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,8 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, load_cifar10, subset,
-                                  to_splits, unbiased_bias)
+from lrsc.datasets.images import cached_arrays, check_common, labelled_parts, load_cifar10, to_splits
 from lrsc.errors import ConfigError
 
 SIZE = 32
@@ -283,16 +281,8 @@ def corrupted_cifar10(*, seed: int = 0, rho: float = 0.05, severity: int = 5, n_
     if severity not in range(1, 6):
         raise ConfigError(f"corrupted_cifar10: severity must be an integer from 1 to 5, got {severity!r}")
 
-    def make(root: Path, g: torch.Generator) -> Arrays:
-        arrays = {}
-        for part, n in (("train", n_train), ("test", n_test)):
-            images, labels = load_cifar10(root, train=part == "train")
-            idx = subset(len(labels), n, g, "corrupted_cifar10", part)
-            y = labels[idx]
-            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
-            arrays.update({f"x_{part}": corrupt(images[idx], b, severity, g),
-                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
-        return arrays
+    make = labelled_parts("corrupted_cifar10", load_cifar10, rho, n_train, n_test,
+                          lambda images, b, g, root, train: corrupt(images, b, severity, g))
 
     params = dict(rho=rho, severity=severity, n_train=n_train, n_test=n_test, data_root=data_root)
     return to_splits("corrupted_cifar10", cached_arrays("corrupted_cifar10", seed, params, make), n_test)

@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, draw_of_class, halves,
-                                  load_mnist, subset, to_splits, unbiased_bias)
+from lrsc.datasets.images import cached_arrays, check_common, draw_of_class, halves, labelled_parts, load_mnist, to_splits
 from lrsc.errors import ConfigError
 
 INPUT_SHAPE = (3, 28, 56)
@@ -38,19 +37,13 @@ def double_mnist(*, seed: int = 0, rho: float = 0.01, brightness_ratio: float = 
         raise ConfigError(f"double_mnist: brightness_ratio must be >= 1 (the bias digit is the brighter one), "
                           f"got {brightness_ratio}")
 
-    def make(root: Path, g: torch.Generator) -> Arrays:
-        arrays = {}
-        for part, n in (("train", n_train), ("test", n_test)):
-            images, labels = load_mnist(root, train=part == "train")
-            idx = subset(len(labels), n, g, "double_mnist", part)
-            y = labels[idx]
-            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
-            left = (images[idx].float() / brightness_ratio).round_().to(torch.uint8)
-            right = images[draw_of_class(labels, b, g)]
-            # Stored with one channel; to_splits repeats it to three.
-            arrays.update({f"x_{part}": torch.cat([left, right], dim=2)[:, None],
-                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
-        return arrays
+    def compose(left: torch.Tensor, b: torch.Tensor, g: torch.Generator, root: Path, train: bool) -> torch.Tensor:
+        digits, labels = load_mnist(root, train)
+        right = digits[draw_of_class(labels, b, g)]
+        left = (left.float() / brightness_ratio).round_().to(torch.uint8)
+        return torch.cat([left, right], dim=2)[:, None]  # one channel; to_splits repeats it to three
+
+    make = labelled_parts("double_mnist", load_mnist, rho, n_train, n_test, compose)
 
     params = dict(rho=rho, brightness_ratio=brightness_ratio, n_train=n_train, n_test=n_test, data_root=data_root)
     arrays = cached_arrays("double_mnist", seed, params, make)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lrsc.datasets import Split, conflicting_mask
+from lrsc.datasets import Split, biased_bias
 from lrsc.errors import ConfigError
 from lrsc.seeding import generator
 
@@ -134,13 +134,6 @@ def subset(n_available: int, n: int | None, g: torch.Generator, name: str, split
     return torch.randperm(n_available, generator=g)[: n_available if n is None else min(n, n_available)]
 
 
-def biased_bias(y: torch.Tensor, rho: float, g: torch.Generator) -> torch.Tensor:
-    """Bias labels for given class labels ``y``: ``b = y`` except on exactly
-    ``round(rho * n)`` samples chosen with ``g``, where ``b`` is another class, uniform."""
-    shift = torch.randint(1, NUM_CLASSES, y.shape, generator=g)
-    return torch.where(conflicting_mask(len(y), rho, g), (y + shift) % NUM_CLASSES, y)
-
-
 def unbiased_bias(n: int, g: torch.Generator) -> torch.Tensor:
     """Bias labels independent of the class: a random permutation of ``0..K-1`` repeated,
     so ``b`` is exactly uniform (up to ``n mod K``) and carries no information on ``y``."""
@@ -192,6 +185,33 @@ def cached_arrays(name: str, seed: int, params: dict[str, Any], make: Callable[[
     arrays = make(root, generator(seed, f"dataset/{name}"))
     _save_atomic(arrays, path)
     return arrays
+
+
+# compose(images[idx], b, g, root, train) -> the stored uint8 images of one part, given the
+# drawn core images and their bias labels.
+Compose = Callable[[torch.Tensor, torch.Tensor, torch.Generator, Path, bool], torch.Tensor]
+
+
+def labelled_parts(name: str, load: Callable[[Path, bool], tuple[torch.Tensor, torch.Tensor]], rho: float,
+                   n_train: int | None, n_test: int | None, compose: Compose) -> Callable[[Path, torch.Generator], Arrays]:
+    """The ``make`` of :func:`cached_arrays` shared by the image datasets: for the train and
+    test parts, a subset of ``load``'s images (the core feature) with their labels ``y``, bias
+    labels ``b`` (``rho``-biased in train, uniform and independent in test), and the images
+    ``compose`` builds from them."""
+
+    def make(root: Path, g: torch.Generator) -> Arrays:
+        arrays = {}
+        for part, n in (("train", n_train), ("test", n_test)):
+            train = part == "train"
+            images, labels = load(root, train)
+            idx = subset(len(labels), n, g, name, part)
+            y = labels[idx]
+            b = biased_bias(y, NUM_CLASSES, rho, g) if train else unbiased_bias(len(y), g)
+            arrays.update({f"x_{part}": compose(images[idx], b, g, root, train),
+                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
+        return arrays
+
+    return make
 
 
 def to_splits(name: str, arrays: Arrays, n_test: int | None, regions: dict[str, torch.Tensor] | None = None

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import (Arrays, biased_bias, cached_arrays, check_common, draw_of_class, halves,
-                                  load_cifar10, load_mnist, subset, to_splits, unbiased_bias)
+from lrsc.datasets.images import (cached_arrays, check_common, draw_of_class, halves, labelled_parts, load_cifar10,
+                                  load_mnist, to_splits)
 
 INPUT_SHAPE = (3, 64, 32)
 
@@ -36,18 +36,12 @@ def mnist_cifar(*, seed: int = 0, rho: float = 0.05, n_train: int | None = None,
     """
     check_common("mnist_cifar", rho, n_train, n_test)
 
-    def make(root: Path, g: torch.Generator) -> Arrays:
-        arrays = {}
-        for part, n in (("train", n_train), ("test", n_test)):
-            images, labels = load_cifar10(root, train=part == "train")
-            digits, digit_labels = load_mnist(root, train=part == "train")
-            idx = subset(len(labels), n, g, "mnist_cifar", part)
-            y = labels[idx]
-            b = biased_bias(y, rho, g) if part == "train" else unbiased_bias(len(y), g)
-            top = F.pad(digits[draw_of_class(digit_labels, b, g)], (2, 2, 2, 2))[:, None].expand(-1, 3, -1, -1)
-            arrays.update({f"x_{part}": torch.cat([top, images[idx]], dim=2),
-                           f"y_{part}": y.to(torch.uint8), f"b_{part}": b.to(torch.uint8)})
-        return arrays
+    def compose(images: torch.Tensor, b: torch.Tensor, g: torch.Generator, root: Path, train: bool) -> torch.Tensor:
+        digits, labels = load_mnist(root, train)
+        top = F.pad(digits[draw_of_class(labels, b, g)], (2, 2, 2, 2))[:, None].expand(-1, 3, -1, -1)
+        return torch.cat([top, images], dim=2)
+
+    make = labelled_parts("mnist_cifar", load_cifar10, rho, n_train, n_test, compose)
 
     params = dict(rho=rho, n_train=n_train, n_test=n_test, data_root=data_root)
     arrays = cached_arrays("mnist_cifar", seed, params, make)
