@@ -1,4 +1,4 @@
-"""Command line: ``lrsc sweep`` and ``lrsc book``.
+"""Command line: ``lrsc sweep``, ``lrsc status``, ``lrsc collect`` and ``lrsc book``.
 
 Bad input (unknown key, wrong type, out-of-range value, unknown name) prints one line
 ``lrsc: error: ...`` and exits with status 2, before anything is written.
@@ -12,12 +12,47 @@ from lrsc.errors import ConfigError
 
 
 def _sweep(args: argparse.Namespace) -> None:
+    from lrsc.engines import SlurmOptions
     from lrsc.sweep import MODELS_AT_ONCE, run_sweep
 
+    slurm = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
+                         cpus=args.slurm_cpus, folder=args.slurm_folder)
     results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
-                        models_at_once=1 if args.no_batch else MODELS_AT_ONCE)
+                        models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
+                        workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm)
+    failed = int((results["status"] == "failed").sum()) if "status" in results else 0
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
-          f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
+          f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged, {failed} failed)")
+    if failed:
+        print(f"see the failures with: lrsc status {args.out}")
+
+
+def _status(args: argparse.Namespace) -> None:
+    from lrsc import store
+    from lrsc.config import axis_path, get
+    from lrsc.sweep import axes, read_config, run_hash, statuses
+
+    cfg = read_config(args.dir)
+    records = statuses(args.dir, cfg)
+    print(f"{args.dir}: {len(records)} runs")
+    for status in store.STATUSES:
+        print(f"  {status:<9}{sum(r['status'] == status for _, r in records):>7}")
+    failed = [(run, r) for run, r in records if r["status"] == "failed"]
+    if failed:
+        print("failed runs (hash, axis values, last line of the traceback; the whole one is in runs/<hash>.json):")
+    axis_of = dict(zip(axes(cfg), cfg["grid"]))  # dim name -> the axis as the grid names it
+    for run, record in failed:
+        values = " ".join(f"{dim}={get(run, axis_path(axis))}" for dim, axis in axis_of.items())
+        print(f"  {run_hash(run)}  {values}  {record['error'].strip().splitlines()[-1]}")
+
+
+def _collect(args: argparse.Namespace) -> None:
+    from lrsc import store
+    from lrsc.sweep import collect
+
+    results = collect(args.dir)
+    store.write_atomic(results, f"{args.dir}/results.nc")
+    print(f"wrote {args.dir}/results.nc: {dict(results.sizes)}")
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -38,7 +73,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--no-batch", action="store_true",
                    help="train runs one at a time (by default, runs that differ only in lr and seed train together)")
+    p.add_argument("--engine", default="local",
+                   help="local: worker processes on this machine; dask: a Dask cluster; slurm: SLURM job arrays")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local: worker processes (1: in this process); dask: workers of a new LocalCluster")
+    p.add_argument("--retries", type=int, default=2,
+                   help="resubmissions of a unit whose worker died or was preempted (a run that raises is not retried)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://node1:8786")
+    p.add_argument("--slurm-partition", help="slurm: partition (default: the cluster's)")
+    p.add_argument("--slurm-time", type=int, default=60, metavar="MINUTES", help="slurm: time limit of one job")
+    p.add_argument("--slurm-gpus", type=int, default=0, help="slurm: GPUs per job")
+    p.add_argument("--slurm-cpus", type=int, default=1, help="slurm: CPU cores per job")
+    p.add_argument("--slurm-folder", help="slurm: submitit's logs, on a shared filesystem (default: OUT/slurm)")
     p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("status", help="count a sweep's pending, running, done, failed and diverged runs")
+    p.add_argument("dir", help="the sweep's --out folder")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("collect", help="rebuild DIR/results.nc from the stored runs")
+    p.add_argument("dir", help="the sweep's --out folder")
+    p.set_defaults(func=_collect)
 
     p = sub.add_parser("book", help="execute every chapter with papermill, then build the HTML book")
     p.add_argument("--profile", default="quick", help="parameter set under params/<profile>/ (quick or full)")

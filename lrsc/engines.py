@@ -1,0 +1,252 @@
+"""Executors that run a sweep's work units: in this process, in local worker processes,
+on a Dask cluster, or as SLURM job arrays (submitit).
+
+Every engine is a :class:`concurrent.futures.Executor` (``submit(fn, *args) -> Future``)
+that also tells the sweep which errors mean "the worker was lost" (worth a retry) and
+how many units to keep in flight. The sweep (``lrsc.sweep``) decides what to run; this
+module only makes executors.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import threading
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from lrsc.errors import ConfigError
+
+ENGINES = ("local", "dask", "slurm")
+SLURM_MAX_ARRAY = 1000  # SLURM's default MaxArraySize is 1001: larger arrays are submitted in chunks
+POLL_S = 1.0  # seconds between checks of submitted SLURM jobs
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Resources of each SLURM job (one job-array task per work unit)."""
+
+    partition: str | None = None  # SLURM partition; None: the cluster's default
+    time_min: int = 60  # wall-clock limit of one unit, minutes
+    gpus: int = 0  # GPUs per job
+    cpus: int = 1  # CPU cores per job
+    folder: str | None = None  # submitit's logs and pickles (on a shared filesystem); None: <out>/slurm
+    cluster: str = "slurm"  # submitit's cluster; "local" (a process per job) and "debug" are for tests
+
+    def __post_init__(self) -> None:
+        for flag, value, least in (("time", self.time_min, 1), ("cpus", self.cpus, 1), ("gpus", self.gpus, 0)):
+            if value < least:
+                raise ConfigError(f"--slurm-{flag} must be at least {least}, got {value}")
+
+
+class Engine(Executor):
+    """A ``concurrent.futures.Executor`` plus what the sweep needs to drive it."""
+
+    lost_errors: tuple[type[BaseException], ...] = ()  # the worker was lost, not the run: retry the unit
+    in_flight: int | None = None  # most units submitted at a time (None: all at once)
+
+    def submit_all(self, fn: Callable, arg_lists: Sequence[tuple]) -> list[Future]:
+        """``[submit(fn, *args) for args in arg_lists]``; SLURM submits them as job arrays."""
+        return [self.submit(fn, *args) for args in arg_lists]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # leaving on an error (Ctrl-C included) cancels what has not started instead of waiting for it
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
+
+class InProcess(Engine):
+    """Runs each unit in the calling process at submit time (one worker: no start-up cost).
+
+    Exceptions go into the future, except ``KeyboardInterrupt`` and the like, which stop the sweep.
+    """
+
+    in_flight = 1
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:
+            future.set_exception(e)
+        return future
+
+
+def _init_worker(counter: Any, threads: int, gpus: int) -> None:
+    # Runs first in each worker process: its share of the CPU threads, and one GPU chosen
+    # round-robin by start order, set before anything initialises CUDA in this process.
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+    torch.set_num_threads(threads)
+
+
+class LocalProcesses(Engine):
+    """``workers`` processes on this machine (forkserver: torch is imported once, in the server).
+
+    Each worker gets ``max(1, cores // workers)`` torch threads and, when ``gpus`` > 0, one GPU
+    (``CUDA_VISIBLE_DEVICES``, round-robin). A worker that dies breaks a ProcessPoolExecutor for
+    good; the next ``submit`` then starts a fresh pool.
+    """
+
+    lost_errors = (BrokenProcessPool,)
+
+    def __init__(self, workers: int, gpus: int = 0):
+        self.in_flight = workers
+        self._workers, self._gpus = workers, gpus
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["lrsc.sweep"])
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        threads = max(1, (os.cpu_count() or 1) // self._workers)
+        return ProcessPoolExecutor(self._workers, mp_context=self._context, initializer=_init_worker,
+                                   initargs=(self._context.Value("i", 0), threads, self._gpus))
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False)
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+class DaskCluster(Engine):
+    """Tasks on a Dask cluster: the one at ``scheduler``, or a new ``LocalCluster`` of ``workers``
+    single-threaded processes. With ``gpu``, each task asks for the resource ``GPU: 1``
+    (start workers with ``--resources GPU=1``)."""
+
+    def __init__(self, workers: int, scheduler: str | None = None, gpu: bool = False):
+        from distributed import Client, KilledWorker, LocalCluster
+        from distributed.comm.core import CommClosedError
+
+        self.lost_errors = (KilledWorker, CommClosedError)
+        resources = {"GPU": 1} if gpu else None
+        self._cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
+                                                            resources=resources)
+        try:
+            self._client = Client(scheduler or self._cluster)
+        except (OSError, TimeoutError) as e:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
+        # pure=False: a resubmitted unit must run again, not return the lost task's key
+        self._executor = self._client.get_executor(pure=False, resources=resources)
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait and not cancel_futures)
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+class Slurm(Engine):
+    """SLURM jobs through submitit, one job-array task per unit; a thread polls the jobs and
+    completes their futures. A job that ended without a result (preempted, killed, out of
+    time) raises ``UncompletedJobError``, which the sweep retries."""
+
+    def __init__(self, options: SlurmOptions, folder: str | Path):
+        import submitit
+        from submitit.core.utils import UncompletedJobError
+
+        self.lost_errors = (UncompletedJobError,)
+        self._executor = submitit.AutoExecutor(folder=options.folder or folder, cluster=options.cluster)
+        params: dict[str, Any] = {"name": "lrsc", "timeout_min": options.time_min, "cpus_per_task": options.cpus,
+                                  "gpus_per_node": options.gpus}
+        if options.partition:
+            params["slurm_partition"] = options.partition
+        self._executor.update_parameters(**params)
+        self._jobs: list[tuple[Any, Future]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="lrsc-slurm-poll", daemon=True)
+        self._poller.start()
+
+    def submit(self, fn: Callable, /, *args: Any) -> Future:
+        return self.submit_all(fn, [args])[0]
+
+    def submit_all(self, fn: Callable, arg_lists: Sequence[tuple]) -> list[Future]:
+        futures = []
+        for start in range(0, len(arg_lists), SLURM_MAX_ARRAY):
+            chunk = arg_lists[start:start + SLURM_MAX_ARRAY]
+            jobs = self._executor.map_array(fn, *zip(*chunk))
+            with self._lock:
+                for job in jobs:
+                    futures.append(Future())
+                    self._jobs.append((job, futures[-1]))
+        return futures
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_S):
+            finished, waiting = [], []
+            with self._lock:
+                for job, future in self._jobs:
+                    (finished if job.done() else waiting).append((job, future))
+                self._jobs = waiting
+            for job, future in finished:
+                try:
+                    future.set_result(job.result())
+                except Exception as e:
+                    future.set_exception(e)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            with self._lock:
+                for job, _ in self._jobs:
+                    job.cancel(check=False)
+        self._stop.set()
+        self._poller.join()
+
+
+def check_options(engine: str, workers: int, scheduler: str | None = None) -> None:
+    """Raise ConfigError for an unknown engine, a worker count below 1, or a misplaced option."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if scheduler and engine != "dask":
+        raise ConfigError(f"--scheduler is for --engine dask, not --engine {engine}")
+    package = {"dask": ("distributed", "dask"), "slurm": ("submitit", "slurm")}.get(engine)
+    if package:
+        try:
+            __import__(package[0])
+        except ImportError:
+            raise ConfigError(f"--engine {engine} needs {package[0]}: pip install 'lrsc[{package[1]}]'") from None
+
+
+def uses_gpu(device: str) -> bool:
+    """Whether runs on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...) train on a GPU, as seen from here."""
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def make_executor(engine: str = "local", workers: int = 1, *, device: str = "auto", scheduler: str | None = None,
+                  slurm: SlurmOptions | None = None, folder: str | Path = "slurm") -> Engine:
+    """An executor for ``engine``; use it as a context manager so that it is shut down.
+
+    local: ``workers`` processes (1: this process), each pinned to one GPU when ``device`` is
+    ``auto`` or ``cuda`` and GPUs exist (an explicit ``cuda:N`` is left alone). dask: the
+    cluster at ``scheduler``, else a LocalCluster of ``workers``. slurm: job arrays with
+    ``slurm`` resources, submitit's files under ``slurm.folder`` or ``folder``.
+    """
+    check_options(engine, workers, scheduler)
+    if engine == "dask":
+        return DaskCluster(workers, scheduler, gpu=uses_gpu(device))
+    if engine == "slurm":
+        slurm = slurm or SlurmOptions()
+        if slurm.cluster == "slurm" and not shutil.which("sbatch"):
+            raise ConfigError("--engine slurm: sbatch not found; run the sweep from a SLURM login node")
+        return Slurm(slurm, folder)
+    if workers == 1:
+        return InProcess()
+    return LocalProcesses(workers, gpus=torch.cuda.device_count() if device in ("auto", "cuda") else 0)

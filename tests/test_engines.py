@@ -1,0 +1,210 @@
+"""Sweep engines: a killed sweep resumes with only its unfinished runs, every engine gives the
+same dataset, lost workers are retried, failing runs are recorded, and ``lrsc status`` /
+``lrsc collect`` read a sweep folder."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import yaml
+
+from lrsc import config, engines, store, sweep
+from lrsc.cli import main
+from lrsc.errors import ConfigError
+
+from conftest import TINY_PARITY
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> xr.Dataset:
+    """The tiny parity sweep, uninterrupted, one run at a time, in this process on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run outside conftest's one-thread fixture
+    try:
+        return sweep.run_sweep(TINY_PARITY, tmp_path_factory.mktemp("reference"), device="cpu", progress=False,
+                               models_at_once=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+
+
+def test_killed_sweep_resumes_only_unfinished_runs(tmp_path, tiny_parity, reference):
+    params, out = tmp_path / "params.yaml", tmp_path / "out"
+    params.write_text(yaml.safe_dump(tiny_parity))
+    args = ["sweep", str(params), "--out", str(out), "--device", "cpu", "--no-batch"]
+    proc = subprocess.Popen([sys.executable, "-m", "lrsc.cli", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((out / "runs").glob("*.nc")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.stem for p in (out / "runs").glob("*.nc")}
+    assert 0 < len(before) < 4 and not (out / "results.nc").exists()
+
+    assert main(args) == 0
+    records = _records(out)
+    assert {h for h, r in records.items() if r["pid"] == proc.pid} == before  # finished runs were not redone
+    assert all(r["pid"] == os.getpid() and r["status"] == "done" for h, r in records.items() if h not in before)
+    assert len(records) == 4
+    xr.testing.assert_identical(store.load(out / "results.nc"), reference)
+    (out / "results.nc").unlink()
+    assert main(["collect", str(out)]) == 0
+    xr.testing.assert_identical(store.load(out / "results.nc"), reference)
+
+
+def test_dask_cluster_gives_identical_results(tmp_path, tiny_parity, reference):
+    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, engine="dask",
+                         workers=2)
+    xr.testing.assert_identical(ds, reference)
+    assert {r["status"] for r in _records(tmp_path).values()} == {"done"}
+
+
+def test_slurm_job_arrays_give_identical_results(tmp_path, tiny_parity, monkeypatch):
+    # units of two runs: a job process per unit imports torch, which is most of this test's time
+    in_process = sweep.run_sweep(tiny_parity, tmp_path / "here", device="cpu", progress=False, models_at_once=2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job processes use one thread, as this one
+    ds = sweep.run_sweep(tiny_parity, tmp_path / "slurm", device="cpu", progress=False, models_at_once=2,
+                         engine="slurm", slurm=engines.SlurmOptions(cluster="local", time_min=5))
+    xr.testing.assert_identical(ds, in_process)
+    assert len(list((tmp_path / "slurm" / "slurm").glob("*_submitted.pkl"))) == 2  # one array task per unit
+    assert {r["status"] for r in _records(tmp_path / "slurm").values()} == {"done"}
+
+
+def die_once(batch: list[dict], out_dir: str, device: str) -> list[dict]:
+    """``sweep.execute``, except that the first call anywhere kills its worker process."""
+    marker = Path(out_dir) / "killed-once"
+    if not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return sweep.execute(batch, out_dir, device)
+
+
+def test_local_workers_retry_a_killed_worker(tmp_path, tiny_parity, reference, monkeypatch):
+    # spawned workers unpickle die_once from this module, where it calls the real sweep.execute
+    monkeypatch.setattr(sweep, "execute", die_once)
+    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, workers=2)
+    assert (tmp_path / "killed-once").exists()
+    assert {r["status"] for r in _records(tmp_path).values()} == {"done"}
+    xr.testing.assert_identical(ds, reference)  # two workers of one thread each, as the reference
+
+
+class LosesSeedOne(engines.InProcess):
+    """Runs units here, except that a unit holding a seed-1 run always 'loses its worker'."""
+
+    lost_errors = (ConnectionError,)
+    submitted: list[int] = []
+
+    def submit(self, fn, /, *args):
+        seeds = [run["seed"] for run in args[0]]
+        self.submitted.extend(seeds)
+        if 1 not in seeds:
+            return super().submit(fn, *args)
+        future = Future()
+        future.set_exception(ConnectionError("worker lost"))
+        return future
+
+
+def test_retries_are_bounded_then_the_unit_fails(tmp_path, tiny_parity, monkeypatch):
+    monkeypatch.setattr(engines, "make_executor", lambda *a, **k: LosesSeedOne())
+    tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
+    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, retries=2)
+    assert LosesSeedOne.submitted == [0, 1, 1, 1]  # the lost unit: its first try and two retries
+    assert ds.status.values.tolist() == [["done", "failed"]]
+    failed = _records(tmp_path)[sweep.run_hash(sweep.expand(config.load(tiny_parity))[1])]
+    assert "worker lost 3 times" in failed["error"] and "ConnectionError" in failed["error"]
+
+
+def test_failing_run_is_recorded_and_the_others_complete(tmp_path, tiny_parity, monkeypatch, capsys):
+    # n_train=20 < batch_size=50 passes the config checks and fails when the run loads its data
+    tiny_parity["grid"] = {"dataset_params.n_train": [300, 20], "lr": [1.0], "seed": [0, 1]}
+    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)
+    assert ds.status.values.tolist() == [[["done", "done"]], [["failed", "failed"]]]
+    assert np.isnan(ds.test_acc.sel(n_train=20)).all() and np.isfinite(ds.test_acc.sel(n_train=300)).all()
+    assert (ds.reason.sel(n_train=20) == "failed").all() and not ds.converged.sel(n_train=20).any()
+    assert (tmp_path / "results.nc").exists()
+
+    assert main(["status", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "done           2" in shown and "failed         2" in shown and "pending        0" in shown
+    assert "n_train=20 lr=1.0 seed=1  lrsc.errors.ConfigError: train.batch_size=50 exceeds the 20" in shown
+
+    (tmp_path / "results.nc").unlink()
+    assert main(["collect", str(tmp_path)]) == 0
+    xr.testing.assert_identical(store.load(tmp_path / "results.nc"), ds)
+
+
+def test_failing_run_in_a_batch_leaves_the_others(tmp_path, tiny_parity, monkeypatch):
+    def broken_batch(runs, *args, **kwargs):
+        raise RuntimeError("batched step failed")
+
+    real = sweep.run_one
+
+    def seed_one_fails(run, *args, **kwargs):
+        if run["seed"] == 1:
+            raise ValueError("bad seed")
+        return real(run, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_batch", broken_batch)
+    monkeypatch.setattr(sweep, "run_one", seed_one_fails)
+    tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
+    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)  # one unit of two runs
+    assert ds.status.values.tolist() == [["done", "failed"]]
+    records = sorted(_records(tmp_path).values(), key=lambda r: r["status"])
+    assert [r["status"] for r in records] == ["done", "failed"] and "ValueError: bad seed" in records[1]["error"]
+
+
+def test_any_parameter_is_an_axis(tmp_path, tiny_parity):
+    tiny_parity["train"]["max_steps"] = 60
+    tiny_parity["grid"] = {"dataset": ["parity"], "model": ["fcn"], "model_params.width": [16, 32],
+                           "train.batch_size": [50, 100], "seed": [0]}
+    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)
+    assert list(ds.test_acc.dims) == ["dataset", "model", "width", "batch_size", "seed"]
+    assert list(ds.loss.dims) == ["dataset", "model", "width", "batch_size", "seed", "step"]
+    assert ds.width.values.tolist() == [16, 32] and ds.batch_size.values.tolist() == [50, 100]
+    assert ds.dataset.values.tolist() == ["parity"] and "status" not in ds
+    configs = [json.loads(store.load(p).attrs["config"]) for p in (tmp_path / "runs").glob("*.nc")]
+    assert sorted((c["model_params"]["width"], c["train"]["batch_size"]) for c in configs) == \
+           [(16, 50), (16, 100), (32, 50), (32, 100)]
+
+
+@pytest.mark.parametrize("grid,message", [
+    ({"lr": [0.1], "train.lr": [0.3]}, "second dim named 'lr'"),
+    ({"metrics.prune_fractions": [[0.5], [0.2]]}, "must be numbers, strings or booleans"),
+])
+def test_grids_that_cannot_be_collected_are_refused(tiny_parity, grid, message):
+    tiny_parity["grid"] = grid
+    with pytest.raises(ConfigError, match=message):
+        config.load(tiny_parity)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--engine", "spark"], "unknown engine 'spark'; valid engines: local, dask, slurm"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--retries", "-1"], "--retries must be at least 0"),
+    (["--scheduler", "tcp://x:8786"], "--scheduler is for --engine dask"),
+    (["--engine", "slurm", "--slurm-cpus", "0"], "--slurm-cpus must be at least 1"),
+])
+def test_bad_engine_options_exit_2(tmp_path, tiny_parity, capsys, argv, message):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_parity))
+    assert main(["sweep", str(params), "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lrsc: error:") and message in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_status_of_a_folder_that_is_no_sweep(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "no sweep.yaml" in capsys.readouterr().err
