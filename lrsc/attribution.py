@@ -1,9 +1,16 @@
 """Integrated Gradients (captum) and the share of attribution on named input regions."""
 from __future__ import annotations
 
+import warnings
+
 import torch
-from captum.attr import IntegratedGradients
 from torch import nn
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # captum imports tqdm.auto, which warns in every notebook without ipywidgets; lrsc shows no captum bars
+    warnings.simplefilter("ignore", TqdmWarning)
+    from captum.attr import IntegratedGradients
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor,

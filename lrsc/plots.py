@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from lrsc.datasets import Split
 from lrsc.report import comparable_lrs
 
 LABELS = {
@@ -79,5 +80,39 @@ def training_curves(ds: xr.Dataset, var: str = "bc_loss_ratio", smooth: int = 50
     ax.set_xlabel("step")
     ax.set_ylabel(f"{var} (running mean of {smooth})")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(split: Split, n: int = 16, by_bias: bool = False, bias_names: list[str] | None = None,
+                cols: int = 8, title: str = "") -> plt.Figure:
+    """Images of ``split`` with their class ``y`` and bias ``b``; bias-conflicting samples
+    (``b != y``) get a red frame and a red caption.
+
+    ``by_bias``: show the first sample of each bias value ``0 .. num_bias - 1`` instead of
+    the first ``n`` samples (e.g. one image per corruption of Corrupted CIFAR-10);
+    ``bias_names``: names of the bias values, shown in place of the number ``b``.
+    """
+    if by_bias:
+        idx = [int((split.b == k).nonzero()[0]) for k in range(split.num_bias) if (split.b == k).any()]
+    else:
+        idx = list(range(min(n, len(split))))
+    rows = -(-len(idx) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat[len(idx):]:
+        ax.axis("off")  # the empty cells of the last row
+    for ax, i in zip(axes.flat, idx):
+        y, b = int(split.y[i]), int(split.b[i])
+        conflicting = y != b
+        ax.imshow(split.x[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+        ax.set_title(f"y={y} b={bias_names[b] if bias_names else b}", fontsize=7,
+                     color="red" if conflicting else "black")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():  # the frame marks BC samples
+            spine.set_visible(conflicting)
+            spine.set_color("red")
+            spine.set_linewidth(2)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
