@@ -10,9 +10,10 @@
 # spurious bits whose parity is the bias label, and `n_noise` uniform noise bits, as ±1.
 # In training the bias label equals the label except on a fraction `rho` of
 # bias-conflicting samples; in the test set the two are independent, so a network that
-# reads the spurious bit is at chance there. The model is an FCN with two hidden layers
-# of 200 ReLU units and no bias terms, trained with plain SGD, batch 100 and a constant
-# LR until 100% training accuracy.
+# reads the spurious bit is at chance there. The model is an FCN with
+# {glue:text}`parity_cfg_depth` hidden layers of {glue:text}`parity_cfg_width` ReLU units
+# and no bias terms (the paper's supplement: 2 × 200), trained with plain SGD, batch
+# {glue:text}`parity_cfg_batch_size` and a constant LR until 100% training accuracy.
 
 # %% tags=["parameters"]
 parity_params = "params/quick/parity.yaml"  # sweep config of the parity figure (see `lrsc sweep`)
@@ -30,6 +31,8 @@ from lrsc.book import resolve
 from lrsc.sweep import run_sweep
 
 parity = run_sweep(resolve(parity_params), resolve(results_dir) / "parity", overrides, progress=progress)
+for key, value in report.config_values(parity).items():  # the run's settings, quoted in the prose
+    glue(f"parity_cfg_{key}", value, display=False)
 report.summary_table(parity)
 
 # %% [markdown]
@@ -40,19 +43,8 @@ report.summary_table(parity)
 
 # %%
 fig = plots.metrics_vs_lr(parity, title="parity, FCN")
-lo_lr, lo_acc, hi_lr, hi_acc = report.endpoints(parity, "test_acc")
-_, lo_prune, _, hi_prune = report.endpoints(parity, "prunability")
-_, lo_comp, _, hi_comp = report.endpoints(parity, "act_comp")
-glue("parity_lo_lr", lo_lr, display=False)
-glue("parity_hi_lr", hi_lr, display=False)
-glue("parity_lo_acc", 100 * lo_acc, display=False)
-glue("parity_hi_acc", 100 * hi_acc, display=False)
-glue("parity_lo_prune", lo_prune, display=False)
-glue("parity_hi_prune", hi_prune, display=False)
-glue("parity_lo_comp", lo_comp, display=False)
-glue("parity_hi_comp", hi_comp, display=False)
-glue("parity_acc_rank", report.rank_correlation(parity, "test_acc"), display=False)
-glue("parity_prune_rank", report.rank_correlation(parity, "prunability"), display=False)
+for key, value in report.lr_effect(parity).items():  # lo_/hi_ LR, accuracy (%), prunability, compressibility; ranks
+    glue(f"parity_{key}", value, display=False)
 glue("parity_n_compared", len(report.comparable_lrs(parity)), display=False)
 glue("parity_n_lrs", parity.sizes["lr"], display=False)
 capped = sorted(set(parity.lr.values.tolist()) - set(report.comparable_lrs(parity)))
@@ -75,27 +67,24 @@ glue("parity_not_compared", ", ".join(f"{lr:g}" for lr in capped) or "none", dis
 # **Beside the paper.** The paper's Tab. 1 reports, for parity and an FCN over LR
 # 0.01 → 0.75, unbiased accuracy 55.3% → 85.7%, prunability 0.56 → 0.78 and activation
 # compressibility 0.33 → 0.68. The paper leaves `rho` and the bit counts blank; our
-# quick profile uses 5 core bits, 1 spurious bit, 10 noise bits and rho = 0.05. LRs not
+# run uses {glue:text}`parity_cfg_n_core` core bits, {glue:text}`parity_cfg_n_spu` spurious
+# bit(s), {glue:text}`parity_cfg_n_noise` noise bits and rho = {glue:text}`parity_cfg_rho`. LRs not
 # compared in this run (some seed hit the step cap or diverged): {glue:text}`parity_not_compared`;
 # they are shown, hollow, but not compared. Compare the direction and size of the
 # effect with the paper's, not the levels: the paper's bit counts and rho are unknown.
 
 # %%
 fig = plots.attribution_shares(parity, title="parity: share of |IG attribution|")
-_, lo_core, _, hi_core = report.endpoints(parity, "attr_core")
-_, lo_spu, _, hi_spu = report.endpoints(parity, "attr_spurious")
-glue("parity_lo_core", 100 * lo_core, display=False)
-glue("parity_hi_core", 100 * hi_core, display=False)
-glue("parity_lo_spu", 100 * lo_spu, display=False)
-glue("parity_hi_spu", 100 * hi_spu, display=False)
+for key, value in report.lr_effect(parity, {"core": "attr_core", "spu": "attr_spurious"}).items():
+    glue(f"parity_{key}", value, display=False)
 
 # %% [markdown]
 # **Attributions.** Integrated Gradients (captum, zero baseline, attributing the true
-# label's logit) on 500 unbiased test inputs; the figure shows the mean share of total
+# label's logit, {glue:text}`parity_cfg_ig_steps` steps) on {glue:text}`parity_cfg_n_attr` unbiased test inputs; the figure shows the mean share of total
 # |attribution| falling on the core, spurious and noise bits. From the smallest to the
-# largest compared LR, the core bits' share goes from {glue:text}`parity_lo_core:.1f`% to
-# {glue:text}`parity_hi_core:.1f`% and the spurious bit's from {glue:text}`parity_lo_spu:.1f`%
-# to {glue:text}`parity_hi_spu:.1f`%; the figure shows whether the change is monotone in
+# largest compared LR, the core bits' share goes from {glue:text}`parity_lo_core:.1%` to
+# {glue:text}`parity_hi_core:.1%` and the spurious bit's from {glue:text}`parity_lo_spu:.1%`
+# to {glue:text}`parity_hi_spu:.1%`; the figure shows whether the change is monotone in
 # between. The paper shows attributions moving from the spurious to the core bits as
 # attribution maps of one low-LR and one high-LR model (Fig. 3, right).
 
@@ -123,22 +112,18 @@ settings[["test_acc", "prunability", "converged"]].mean("seed").to_dataframe().u
 #
 # Moon or star is the label; the quadrant the shape sits in (upper left or lower right)
 # is the spurious feature. Shapes are rendered with random size, rotation and position
-# within the quadrant on 32×32 images; the model is again an FCN 2×200 without bias.
+# within the quadrant on {glue:text}`ms_cfg_image_size`-pixel square images; the model is
+# again an FCN, {glue:text}`ms_cfg_depth` × {glue:text}`ms_cfg_width`, without bias.
 # There are no core and spurious *input regions* here (the spurious feature is where
 # the shape is), so the attribution split is not computed.
 
 # %%
 moon_star = run_sweep(resolve(moon_star_params), resolve(results_dir) / "moon_star", overrides, progress=progress)
 fig = plots.metrics_vs_lr(moon_star, title="moon-star, FCN")
-ms_lo_lr, ms_lo_acc, ms_hi_lr, ms_hi_acc = report.endpoints(moon_star, "test_acc")
-_, ms_lo_prune, _, ms_hi_prune = report.endpoints(moon_star, "prunability")
-glue("ms_lo_lr", ms_lo_lr, display=False)
-glue("ms_hi_lr", ms_hi_lr, display=False)
-glue("ms_lo_acc", 100 * ms_lo_acc, display=False)
-glue("ms_hi_acc", 100 * ms_hi_acc, display=False)
-glue("ms_lo_prune", ms_lo_prune, display=False)
-glue("ms_hi_prune", ms_hi_prune, display=False)
-glue("ms_gain", 100 * (ms_hi_acc - ms_lo_acc), display=False)
+effect = report.lr_effect(moon_star)
+for key, value in {**effect, **{f"cfg_{k}": v for k, v in report.config_values(moon_star).items()}}.items():
+    glue(f"ms_{key}", value, display=False)
+glue("ms_gain", effect["hi_acc"] - effect["lo_acc"], display=False)
 report.summary_table(moon_star)
 
 # %% [markdown]
@@ -147,6 +132,7 @@ report.summary_table(moon_star)
 # prunability from {glue:text}`ms_lo_prune:.3f` to {glue:text}`ms_hi_prune:.3f`: a gain of
 # {glue:text}`ms_gain:.1f` points. The paper's Tab. 1 reports 74.3% → 81.2% unbiased
 # accuracy (6.9 points) and prunability 0.954 → 0.971 over LR 0.01 → 0.75 for moon-star.
-# Our rendering of the shapes, rho = 0.01 and the training-set size are our choices
+# Our rendering of the shapes, rho = {glue:text}`ms_cfg_rho` and the training-set size
+# ({glue:text}`ms_cfg_n_train` images) are our choices
 # (the paper gives none of them); in our exploration with rho = 0.05 every LR reached the same high accuracy and
 # the effect vanished, so the moon-star effect is small and setting-dependent.

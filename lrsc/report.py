@@ -15,6 +15,15 @@ from lrsc import datasets, models
 METRICS = ("test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity", "max_bc_loss_ratio")
 
 
+def config_values(ds: xr.Dataset) -> dict:
+    """The scalar settings of a collected sweep (dataset, model, training and metric
+    parameters, by their last name) from the config stored with it, for quoting in prose."""
+    cfg = json.loads(ds.attrs["config"])
+    defaults = {k: p.default for k, p in {**datasets.params_of(cfg["dataset"]), **models.params_of(cfg["model"])}.items()}
+    given = {k: v for section in ("dataset_params", "model_params", "train", "metrics") for k, v in cfg[section].items()}
+    return {k: v for k, v in {**defaults, **given}.items() if isinstance(v, (bool, int, float, str))}
+
+
 def comparable_lrs(ds: xr.Dataset) -> list[float]:
     """LRs at which every seed reached 100% training accuracy and none diverged, ascending."""
     ok = (ds.converged & ~ds.diverged).all("seed")
