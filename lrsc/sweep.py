@@ -35,7 +35,7 @@ from lrsc import datasets, engines, metrics, models, store
 from lrsc.attribution import integrated_gradients, region_shares
 from lrsc.errors import ConfigError
 from lrsc.seeding import derive_seed, generator, pick_device
-from lrsc.train import TrainResult, train, train_batched
+from lrsc.train import TrainResult, finite_params, train, train_batched
 
 BATCHABLE_MODELS = ("fcn", "cnn")  # buffer-free (no BatchNorm), so train_batched can stack them
 MODELS_AT_ONCE = 32  # most runs trained together: bounds the memory of stacked weights and data
@@ -104,7 +104,7 @@ def evaluate(run: dict, model: nn.Module, result: TrainResult, test_set: dataset
     (NaN for a model with non-finite weights), the training outcome and its traces."""
     started = time.time()
     seed, mcfg, dev = run["seed"], run["metrics"], test_set.x.device
-    finite = all(torch.isfinite(p).all() for p in model.parameters())
+    finite = finite_params(model)
     nan = float("nan")
     values = dict.fromkeys(("test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity",
                             "act_pq_index", "attr_core", "attr_spurious", "attr_noise"), nan)

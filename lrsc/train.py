@@ -58,7 +58,8 @@ def bc_loss_ratio(losses: torch.Tensor, conflicting: torch.Tensor) -> torch.Tens
     return (losses * conflicting).sum(-1) / losses.sum(-1)
 
 
-def _finite(model: nn.Module) -> bool:
+def finite_params(model: nn.Module) -> bool:
+    """Whether every parameter of ``model`` is finite."""
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -139,10 +140,12 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
             if step % eval_every and step < max_steps:
                 continue
             bar.update(eval_every)
-            finite = bool(torch.isfinite(loss_hist[max(0, step - eval_every):step]).all()) and _finite(model)
-            feats, logits = predict(model, data.x) if finite else (None, None)
-            reason = monitor.check(finite, (logits.argmax(1) == data.y).float().mean().item() if finite else 0.0,
-                                   finite and bool(feats.any()), at_cap=step >= max_steps)
+            finite = bool(torch.isfinite(loss_hist[max(0, step - eval_every):step]).all()) and finite_params(model)
+            acc, alive = 0.0, False
+            if finite:
+                feats, logits = predict(model, data.x)
+                acc, alive = (logits.argmax(1) == data.y).float().mean().item(), bool(feats.any())
+            reason = monitor.check(finite, acc, alive, at_cap=step >= max_steps)
             bar.set_postfix(train_acc=f"{monitor.train_acc:.4f}")
             if reason:
                 break
