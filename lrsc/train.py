@@ -12,6 +12,7 @@ Both apply the same stopping rules (:class:`_Monitor`).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -153,47 +154,67 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
     return monitor.result(reason, step, loss_hist, ratio_hist)
 
 
-# One SGD step of M stacked models: (weights, x (M, B, ...), y (M, B), lr / B (M,)) -> per-sample
-# losses (M, B). It updates the weights (a list of (M, *shape) tensors) in place.
+# One SGD step of A <= M stacked models: (weights, x (A, B, ...), y (A, B), lr / B (A,)) -> per-sample
+# losses (A, B). It updates the weights (a list of (A, *shape) tensors) in place.
 Step = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # Forward pass of M stacked models: (weights, x (M, N, ...)) -> (features (M, N, d), logits (M, N, K)).
 Forward = Callable[[list[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _fcn_activations(weights: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's input, then the logits, of M bias-free FCNs; x ``(M, N, ...)``, each ``(M, N, width)``."""
-    acts = [x.flatten(2)]
-    for w in weights[:-1]:
-        acts.append(torch.bmm(acts[-1], w.transpose(1, 2)).relu_())
-    return acts + [torch.bmm(acts[-1], weights[-1].transpose(1, 2))]
-
-
-def _fcn_forward(weights: list[torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    *_, feats, logits = _fcn_activations(weights, x)
-    return feats, logits
-
-
-def _fcn_step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """SGD step of M bias-free FCNs with the backward pass written out as batched matmuls.
+class _StackedFcn:
+    """Forward pass (a :data:`Forward`) and SGD step (a :data:`Step`) of M stacked bias-free
+    FCNs, the backward pass written out as batched matmuls.
 
     At parity size (2x200 units, batch 100) autograd's bookkeeping costs about as much as the
-    arithmetic; this costs one bmm per matmul and updates each weight with one ``baddbmm_``.
-    weights: hidden layers then head, each ``(M, out, in)``; x ``(M, B, ...)``; y ``(M, B)``;
-    scale: each model's lr / B, ``(M,)``. Returns the per-sample losses ``(M, B)``.
+    arithmetic, and so does allocating: each fresh (M, B, width) activation is a new mapping
+    whose pages fault in on first touch. So every matmul here writes into a buffer kept
+    between calls, and each weight is updated in place with one ``baddbmm_``.
     """
-    *acts, logits = _fcn_activations(weights, x)
-    logp = logits.log_softmax(-1)
-    target = y.unsqueeze(-1)
-    losses = -logp.gather(-1, target).squeeze(-1)
-    # d(lr * mean cross-entropy)/d(logits) = lr / B * (softmax - one-hot): the LR rides along the backward pass
-    delta = logp.exp().scatter_add_(-1, target, torch.full_like(logp[..., :1], -1.0)).mul_(scale.view(-1, 1, 1))
-    for layer in reversed(range(len(weights))):
-        w, a = weights[layer], acts[layer]
-        # the gradient below, taken before w moves; threshold_backward is ReLU's backward in one op
-        below = torch.ops.aten.threshold_backward(torch.bmm(delta, w), a, 0) if layer else None
-        w.baddbmm_(delta.transpose(1, 2), a, alpha=-1.0)
-        delta = below
-    return losses
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, int], torch.Tensor] = {}
+
+    def _buffer(self, key: tuple[str, int], like: torch.Tensor, *shape: int) -> torch.Tensor:
+        """A ``shape`` tensor in the buffer named ``key``, grown when too small; its old content is garbage."""
+        size = math.prod(shape)
+        buf = self._buffers.get(key)
+        if buf is None or buf.numel() < size:
+            buf = self._buffers[key] = like.new_empty(size)
+        return buf[:size].view(shape)
+
+    def _activations(self, weights: list[torch.Tensor], x: torch.Tensor, use: str) -> list[torch.Tensor]:
+        """Each layer's input, then the logits; x ``(M, N, ...)``, each ``(M, N, width)``."""
+        acts = [x.flatten(2)]
+        for layer, w in enumerate(weights):
+            out = self._buffer((use, layer), w, *acts[-1].shape[:2], w.shape[1])
+            acts.append(torch.bmm(acts[-1], w.transpose(1, 2), out=out))
+            if layer < len(weights) - 1:
+                acts[-1].relu_()
+        return acts
+
+    def forward(self, weights: list[torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and logits, valid until the next call (they live in its buffers)."""
+        *_, feats, logits = self._activations(weights, x, "forward")
+        return feats, logits
+
+    def step(self, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """weights: hidden layers then head, each ``(A, out, in)``; x ``(A, B, ...)``; y ``(A, B)``;
+        scale: each model's lr / B, ``(A,)``. Returns the per-sample losses ``(A, B)``."""
+        *acts, logits = self._activations(weights, x, "step")
+        logp = logits.log_softmax(-1)
+        target = y.unsqueeze(-1)
+        losses = -logp.gather(-1, target).squeeze(-1)
+        # d(lr * mean cross-entropy)/d(logits) = lr / B * (softmax - one-hot): the LR rides along the backward pass
+        delta = logp.exp_().scatter_add_(-1, target, torch.full_like(target, -1, dtype=logp.dtype))
+        delta.mul_(scale.view(-1, 1, 1))
+        for layer in reversed(range(len(weights))):
+            w, below = weights[layer], None
+            if layer:  # the gradient below, taken before w moves; threshold_backward is ReLU's backward
+                below = torch.bmm(delta, w, out=self._buffer(("delta", layer), w, *acts[layer].shape))
+                torch.ops.aten.threshold_backward.grad_input(below, acts[layer], 0, grad_input=below)
+            w.baddbmm_(delta.transpose(1, 2), acts[layer], alpha=-1.0)
+            delta = below
+        return losses
 
 
 class _FeaturesAndLogits(nn.Module):
@@ -240,7 +261,8 @@ def _stacked_stats(forward: Forward, weights: list[torch.Tensor], xs: torch.Tens
     for start in range(0, n, chunk):
         feats, logits = forward(weights, xs[src, start:start + chunk])
         correct += (logits.argmax(-1) == ys[src, start:start + chunk]).sum(1)
-        alive |= (feats != 0).flatten(1).any(1)
+        feats = feats.flatten(1)
+        alive |= (feats.amax(1) > 0) | (feats.amin(1) < 0)  # much faster than a (M, N d) mask's any()
     return (correct / n).tolist(), alive.tolist()
 
 
@@ -275,11 +297,17 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
     which = torch.tensor([[id(s.x) for s in distinct].index(id(d.x)) for d in data], device=device)
     xs = torch.stack([d.x for d in distinct])  # (K, n, ...) for K distinct training sets
     ys = torch.stack([d.y for d in distinct])
-    conflicting = torch.stack([d.conflicting for d in distinct])
+    # every sample of every distinct set, one row each, and buffers for a step's minibatches
+    tables = [t.flatten(0, 1) for t in (xs, ys, torch.stack([d.conflicting for d in distinct]))]
+    batch_bufs = [t.new_empty(m * batch_size, *t.shape[1:]) for t in tables]
 
     plain_fcn = type(models[0]) is FCN and models[0].head.bias is None
-    step_fn, forward = (_fcn_step, _fcn_forward) if plain_fcn else _autograd_path(models[0])
     weights = [torch.stack([p.detach() for p in ps]) for ps in zip(*(model.parameters() for model in models))]
+    if plain_fcn:
+        fcn = _StackedFcn()
+        step_fn, forward = fcn.step, fcn.forward
+    else:
+        step_fn, forward = _autograd_path(models[0])
     for i, model in enumerate(models):
         _bind(model, weights, i)
         model.train()
@@ -298,11 +326,12 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
         if step % steps_per_epoch == 0:
             perms = torch.stack([torch.randperm(n, device=device, generator=gens[i]) for i in active])
         start = step % steps_per_epoch * batch_size
-        idx = perms[:, start:start + batch_size]  # (A, B) sample ids, one row per active model
-        src = which[rows, None]
-        losses = step_fn(weights, xs[src, idx], ys[src, idx], lr_over_b[rows])
+        flat = (which[rows, None] * n + perms[:, start:start + batch_size]).view(-1)  # (A B,) rows of the tables
+        x, y, conflicting = (torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), batch_size, *t.shape[1:])
+                             for t, buf in zip(tables, batch_bufs))
+        losses = step_fn(weights, x, y, lr_over_b[rows])
         loss_hist[rows, step] = losses.mean(1)
-        ratio_hist[rows, step] = bc_loss_ratio(losses, conflicting[src, idx])
+        ratio_hist[rows, step] = bc_loss_ratio(losses, conflicting)
         step += 1
         if step % eval_every and step < max_steps:
             continue
