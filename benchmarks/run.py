@@ -1,16 +1,20 @@
 """How fast lrsc trains: batched vs one-at-a-time training, achieved FLOP/s, the data path.
 
-    python -m benchmarks.run [--quick] [--threads N] [--json FILE]
+    python -m benchmarks.run [--quick] [--threads N] [--repeats R] [--json FILE]
 
 Every ratio is measured in this process, both sides at the same number of threads (torch's
-default, all cores, unless ``--threads``), so a busy machine slows both alike. Training runs
-a fixed number of steps and one evaluation, at the end, in both paths (``eval_every = max_steps``).
+default, all cores, unless ``--threads``). Each training case runs R rounds, one-at-a-time
+and batched in turn, and reports the median time of each side, so that a burst of load from
+elsewhere on a shared machine moves one round, not the result; the spread of the per-round
+ratios is reported beside it. Training runs a fixed number of steps and one evaluation, at
+the end, in both paths (``eval_every = max_steps``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -46,11 +50,11 @@ def cases(quick: bool) -> list[Case]:
 
 
 def matmul_flops(size: int = 2000) -> float:
-    """Dense float32 matmul speed, FLOP/s (best of 5 products)."""
+    """Dense float32 matmul speed, FLOP/s (best of 10 products)."""
     a = torch.randn(size, size)
     a @ a
     best = math.inf
-    for _ in range(5):
+    for _ in range(10):
         start = time.perf_counter()
         a @ a
         best = min(best, time.perf_counter() - start)
@@ -77,20 +81,24 @@ def _nets(case: Case) -> list[torch.nn.Module]:
             for _ in range(case.models)]
 
 
-def time_training(case: Case) -> tuple[float, float]:
-    """Seconds to train the case's M models one after another with ``train``, and at once
-    with ``train_batched``."""
+def time_training(case: Case, repeats: int) -> tuple[float, float, list[float]]:
+    """Median seconds to train the case's M models one after another with ``train`` and at
+    once with ``train_batched``, over ``repeats`` alternating rounds, and each round's ratio."""
     data = _data(case)
     lrs = [0.01 * (i + 1) for i in range(case.models)]  # small enough that no model stops early
     kwargs = dict(batch_size=100, max_steps=case.steps, eval_every=case.steps)
-    start = time.perf_counter()
-    for i, (net, d) in enumerate(zip(_nets(case), data)):
-        train(net, d, lr=lrs[i], seed=i, **kwargs)
-    sequential = time.perf_counter() - start
-    nets = _nets(case)
-    start = time.perf_counter()
-    train_batched(nets, data, lr=lrs, seed=list(range(case.models)), **kwargs)
-    return sequential, time.perf_counter() - start
+    sequential, batched = [], []
+    for _ in range(repeats):
+        nets = _nets(case)
+        start = time.perf_counter()
+        for i, (net, d) in enumerate(zip(nets, data)):
+            train(net, d, lr=lrs[i], seed=i, **kwargs)
+        sequential.append(time.perf_counter() - start)
+        nets = _nets(case)
+        start = time.perf_counter()
+        train_batched(nets, data, lr=lrs, seed=list(range(case.models)), **kwargs)
+        batched.append(time.perf_counter() - start)
+    return statistics.median(sequential), statistics.median(batched), [s / b for s, b in zip(sequential, batched)]
 
 
 def training_flops(case: Case) -> float:
@@ -129,19 +137,25 @@ def time_data_path(n: int, input_shape: tuple[int, ...], batch_size: int = 100, 
     return times[0], times[1]
 
 
-def run(quick: bool = False, threads: int | None = None) -> tuple[list[dict], dict]:
-    """Run every benchmark at ``threads`` threads (default: torch's); returns the table's rows
-    and a summary with the headline ratios."""
+def run(quick: bool = False, threads: int | None = None, repeats: int = 3,
+        training_cases: list[Case] | None = None) -> tuple[list[dict], dict]:
+    """Run every benchmark at ``threads`` threads (default: torch's), each training case
+    (default: ``cases(quick)``) ``repeats`` times; returns the table's rows and a summary
+    with the headline ratios."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads or threads_before)
     peak = matmul_flops()
-    time_training(Case("warm-up", 2, 5, (16,), 200, 2, 500))
-    rows, summary = [], {"threads": torch.get_num_threads(), "matmul_gflops": peak / 1e9}
-    for case in cases(quick):
-        seq, bat = time_training(case)
+    time_training(Case("warm-up", 2, 5, (16,), 200, 2, 500), repeats=1)
+    timed = [(case, *time_training(case, repeats)) for case in training_cases or cases(quick)]
+    peak = max(peak, matmul_flops())  # the faster of before and after: load from elsewhere only slows it
+    rows, summary = [], {"threads": torch.get_num_threads(), "matmul_gflops": peak / 1e9, "repeats": repeats}
+    for case, seq, bat, ratios in timed:
         flops = training_flops(case)
         rows.append({"benchmark": f"{case.name}, M={case.models}, {case.steps} steps",
                      "baseline (s)": seq, "lrsc (s)": bat, "speedup": seq / bat,
+                     "speedup min": min(ratios), "speedup max": max(ratios),
                      "lrsc GFLOP/s": flops / bat / 1e9, "of matmul peak": flops / bat / peak,
                      "baseline of peak": flops / seq / peak})
         if case.input_shape == (16,):
@@ -149,6 +163,8 @@ def run(quick: bool = False, threads: int | None = None) -> tuple[list[dict], di
             if case.models == 24:
                 summary["flops_fraction"] = flops / bat / peak
                 summary["sequential_flops_fraction"] = flops / seq / peak
+                # the speedup if the batched matmuls ran at the dense-matmul rate and nothing else took time
+                summary["speedup_at_matmul_peak_parity_m24"] = seq / (flops / peak)
     for label, shape, n in (("parity", (16,), 10000), ("Colored-MNIST size", (3, 28, 28), 10000)):
         ours, theirs = time_data_path(n, shape)
         rows.append({"benchmark": f"data path: one epoch of {n} {label} samples, batch 100",
@@ -169,14 +185,18 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (about 30-40 s)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about a minute)")
     parser.add_argument("--threads", type=int, help="torch threads for every benchmark (default: torch's, all cores)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds per training case; medians are reported (default 3)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows and the headline ratios as JSON")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     start = time.time()
-    rows, summary = run(quick=args.quick, threads=args.threads)
+    rows, summary = run(quick=args.quick, threads=args.threads, repeats=args.repeats)
     print(format_table(rows))
-    print(f"{summary['threads']} thread(s); dense matmul (2000x2000 float32): {summary['matmul_gflops']:.0f} GFLOP/s")
+    print(f"medians of {summary['repeats']} rounds; {summary['threads']} thread(s); dense matmul (2000x2000 float32): {summary['matmul_gflops']:.0f} GFLOP/s")
     print(f"total {time.time() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as f:

@@ -1,0 +1,33 @@
+"""The benchmark runs end to end on a tiny case and reports every headline ratio."""
+import json
+
+import pytest
+
+from benchmarks import run as bench
+
+
+def test_benchmark_reports_its_ratios(tmp_path, monkeypatch):
+    tiny = [bench.Case("parity 16-200-200-2", 24, 3, (16,), 8, 2, 300),
+            bench.Case("Colored-MNIST size", 2, 2, (3, 28, 28), 8, 10, 200)]
+    monkeypatch.setattr(bench, "cases", lambda quick: tiny)
+    monkeypatch.setattr(bench, "matmul_flops", lambda size=2000: 1e9)
+    out = tmp_path / "bench.json"
+    bench.main(["--repeats", "2", "--json", str(out)])
+    report = json.loads(out.read_text())
+    for key in ("batched_speedup_parity_m24", "flops_fraction", "data_path_speedup",
+                "speedup_at_matmul_peak_parity_m24"):
+        assert report[key] > 0
+    assert report["repeats"] == 2
+    rows = {r["benchmark"]: r for r in report["rows"]}
+    assert len(rows) == 4  # two training cases, two data paths
+    parity = rows["parity 16-200-200-2, M=24, 3 steps"]
+    assert parity["speedup min"] <= parity["speedup max"]
+    # the headline ratio is that of the median times
+    assert parity["baseline (s)"] / parity["lrsc (s)"] == pytest.approx(parity["speedup"])
+
+
+def test_benchmark_rejects_zero_repeats(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--repeats", "0"])
+    assert exit_info.value.code == 2
+    assert "--repeats must be at least 1, got 0" in capsys.readouterr().err
