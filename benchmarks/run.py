@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
 
 from lrsc import datasets, models
 from lrsc.datasets import Split
-from lrsc.train import train, train_batched
+from lrsc.train import _StackedFcn, train, train_batched  # the private class: its step is what is profiled
 
 
 @dataclass
@@ -109,6 +110,53 @@ def training_flops(case: Case) -> float:
     return case.models * params * (6 * 100 * case.steps + 2 * case.n_train)
 
 
+def step_profile(models: int = 24, steps: int = 50, width: int = 200) -> dict[str, float]:
+    """Where the batched step of ``models`` parity FCNs (16-width-width-2, batch 100) spends
+    its time, from torch's profiler (self CPU time of each operator, summed over both threads'
+    work as the profiler sees it from the calling thread):
+
+    - ``wide``: the products with the width x width weight (that layer's forward, backward
+      and weight update), and ``wide_rate``: their FLOP/s;
+    - ``thin``: the other products (the 16-input layer, the 2-unit head);
+    - ``other``: everything else (ReLU and its backward, softmax, losses, ...).
+    The first three are fractions of the step's profiled time.
+    """
+    g = torch.Generator().manual_seed(0)
+    weights = [torch.randn(models, *shape, generator=g) * 0.05 for shape in ((width, 16), (width, width), (2, width))]
+    x = torch.randn(models, 100, 16, generator=g)
+    y = torch.randint(2, (models, 100), generator=g)
+    scale = torch.full((models,), 1e-4)
+    stacked = _StackedFcn()
+    for _ in range(5):
+        stacked.step(weights, x, y, scale)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            stacked.step(weights, x, y, scale)
+    times = {"wide": 0.0, "thin": 0.0, "other": 0.0}
+    for event in prof.key_averages(group_by_input_shape=True):
+        wide = any(list(shape[1:]) == [width, width] for shape in event.input_shapes if len(shape) == 3)
+        kind = "other" if "bmm" not in event.key else "wide" if wide else "thin"
+        times[kind] += event.self_cpu_time_total / 1e6
+    total = sum(times.values())
+    wide_flops = 3 * 2 * models * 100 * width * width * steps
+    return {**{k: t / total for k, t in times.items()}, "wide_rate": wide_flops / times["wide"]}
+
+
+def hot_product_rate(models: int = 24, width: int = 200, repeats: int = 20) -> float:
+    """FLOP/s of the wide layer's forward product, (models, 100, width) x (models, width, width),
+    repeated on the same operands so that they stay in cache (best of 5 rounds)."""
+    a, w = torch.randn(models, 100, width), torch.randn(models, width, width)
+    out = torch.empty(models, 100, width)
+    torch.bmm(a, w.transpose(1, 2), out=out)
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch.bmm(a, w.transpose(1, 2), out=out)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * models * 100 * width * width / best
+
+
 def time_data_path(n: int, input_shape: tuple[int, ...], batch_size: int = 100, repeats: int = 3) -> tuple[float, float]:
     """Seconds per epoch to fetch every minibatch of ``n`` samples: lrsc's path (one
     permutation, then index the device tensors) and a DataLoader over a TensorDataset."""
@@ -149,8 +197,16 @@ def run(quick: bool = False, threads: int | None = None, repeats: int = 3,
     peak = matmul_flops()
     time_training(Case("warm-up", 2, 5, (16,), 200, 2, 500), repeats=1)
     timed = [(case, *time_training(case, repeats)) for case in training_cases or cases(quick)]
+    parity = [c for c in training_cases or cases(quick) if c.input_shape == (16,)]
+    if parity:
+        largest = max(parity, key=lambda c: c.models)
+        breakdown = step_profile(largest.models, width=largest.width)
+        hot = hot_product_rate(largest.models, largest.width)
     peak = max(peak, matmul_flops())  # the faster of before and after: load from elsewhere only slows it
     rows, summary = [], {"threads": torch.get_num_threads(), "matmul_gflops": peak / 1e9, "repeats": repeats}
+    if parity:
+        summary.update({f"step_share_{k}": breakdown[k] for k in ("wide", "thin", "other")},
+                       wide_products_of_peak=breakdown["wide_rate"] / peak, hot_product_of_peak=hot / peak)
     for case, seq, bat, ratios in timed:
         flops = training_flops(case)
         rows.append({"benchmark": f"{case.name}, M={case.models}, {case.steps} steps",
@@ -196,7 +252,14 @@ def main(argv: list[str] | None = None) -> None:
     start = time.time()
     rows, summary = run(quick=args.quick, threads=args.threads, repeats=args.repeats)
     print(format_table(rows))
-    print(f"medians of {summary['repeats']} rounds; {summary['threads']} thread(s); dense matmul (2000x2000 float32): {summary['matmul_gflops']:.0f} GFLOP/s")
+    print(f"medians of {summary['repeats']} rounds; {summary['threads']} thread(s); "
+          f"dense matmul (2000x2000 float32): {summary['matmul_gflops']:.0f} GFLOP/s")
+    if "step_share_wide" in summary:
+        print(f"batched parity step, profiled: width x width products {summary['step_share_wide']:.0%} of the time "
+              f"at {summary['wide_products_of_peak']:.0%} of dense peak ({summary['hot_product_of_peak']:.0%} with "
+              f"operands in cache); thin products {summary['step_share_thin']:.0%}; other ops {summary['step_share_other']:.0%}")
+    if "speedup_at_matmul_peak_parity_m24" in summary:
+        print(f"ceiling for batched parity M=24 at dense peak: {summary['speedup_at_matmul_peak_parity_m24']:.1f}x")
     print(f"total {time.time() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as f:

@@ -15,8 +15,10 @@ def test_benchmark_reports_its_ratios(tmp_path, monkeypatch):
     bench.main(["--repeats", "2", "--json", str(out)])
     report = json.loads(out.read_text())
     for key in ("batched_speedup_parity_m24", "flops_fraction", "data_path_speedup",
-                "speedup_at_matmul_peak_parity_m24"):
+                "speedup_at_matmul_peak_parity_m24", "wide_products_of_peak", "hot_product_of_peak"):
         assert report[key] > 0
+    shares = [report[f"step_share_{k}"] for k in ("wide", "thin", "other")]
+    assert all(share > 0 for share in shares) and sum(shares) == pytest.approx(1.0)
     assert report["repeats"] == 2
     rows = {r["benchmark"]: r for r in report["rows"]}
     assert len(rows) == 4  # two training cases, two data paths
