@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -110,6 +113,21 @@ def training_flops(case: Case) -> float:
     return case.models * params * (6 * 100 * case.steps + 2 * case.n_train)
 
 
+@contextmanager
+def _without_fd2():
+    """Send file descriptor 2 to /dev/null: torch's profiler (kineto) writes status lines, and
+    on a machine without a GPU an error about it, straight to it, past ``sys.stderr``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def step_profile(models: int = 24, steps: int = 50, width: int = 200) -> dict[str, float]:
     """Where the batched step of ``models`` parity FCNs (16-width-width-2, batch 100) spends
     its time, from torch's profiler (self CPU time of each operator, summed over both threads'
@@ -129,11 +147,13 @@ def step_profile(models: int = 24, steps: int = 50, width: int = 200) -> dict[st
     stacked = _StackedFcn()
     for _ in range(5):
         stacked.step(weights, x, y, scale)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        for _ in range(steps):
-            stacked.step(weights, x, y, scale)
+    with _without_fd2():
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(steps):
+                stacked.step(weights, x, y, scale)
+        events = prof.key_averages(group_by_input_shape=True)
     times = {"wide": 0.0, "thin": 0.0, "other": 0.0}
-    for event in prof.key_averages(group_by_input_shape=True):
+    for event in events:
         wide = any(list(shape[1:]) == [width, width] for shape in event.input_shapes if len(shape) == 3)
         kind = "other" if "bmm" not in event.key else "wide" if wide else "thin"
         times[kind] += event.self_cpu_time_total / 1e6
