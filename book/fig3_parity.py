@@ -75,8 +75,10 @@ glue("parity_not_compared", ", ".join(f"{lr:g}" for lr in capped) or "none", dis
 
 # %%
 fig = plots.attribution_shares(parity, title="parity: share of |IG attribution|")
-for key, value in report.lr_effect(parity, {"core": "attr_core", "spu": "attr_spurious"}).items():
-    glue(f"parity_{key}", value, display=False)
+attr_effect = report.lr_effect(parity, {"core": "attr_core", "spu": "attr_spurious"})
+for key, value in attr_effect.items():
+    if key not in ("lo_lr", "hi_lr"):  # the same LRs as glued above, from the same sweep
+        glue(f"parity_{key}", value, display=False)
 
 # %% [markdown]
 # **Attributions.** Integrated Gradients (captum, zero baseline, attributing the true
