@@ -130,8 +130,8 @@ def _without_fd2():
 
 def step_profile(models: int = 24, steps: int = 50, width: int = 200) -> dict[str, float]:
     """Where the batched step of ``models`` parity FCNs (16-width-width-2, batch 100) spends
-    its time, from torch's profiler (self CPU time of each operator, summed over both threads'
-    work as the profiler sees it from the calling thread):
+    its time, from torch's profiler (each operator's own wall time on the calling thread, its
+    intra-op threads' work included):
 
     - ``wide``: the products with the width x width weight (that layer's forward, backward
       and weight update), and ``wide_rate``: their FLOP/s;
@@ -216,8 +216,9 @@ def run(quick: bool = False, threads: int | None = None, repeats: int = 3,
     torch.set_num_threads(threads or threads_before)
     peak = matmul_flops()
     time_training(Case("warm-up", 2, 5, (16,), 200, 2, 500), repeats=1)
-    timed = [(case, *time_training(case, repeats)) for case in training_cases or cases(quick)]
-    parity = [c for c in training_cases or cases(quick) if c.input_shape == (16,)]
+    training_cases = training_cases or cases(quick)
+    timed = [(case, *time_training(case, repeats)) for case in training_cases]
+    parity = [c for c in training_cases if c.input_shape == (16,)]
     if parity:
         largest = max(parity, key=lambda c: c.models)
         breakdown = step_profile(largest.models, width=largest.width)
@@ -261,7 +262,7 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about 45 s on 2 cores)")
     parser.add_argument("--threads", type=int, help="torch threads for every benchmark (default: torch's, all cores)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds per training case; medians are reported (default 3)")
