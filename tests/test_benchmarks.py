@@ -23,9 +23,10 @@ def test_benchmark_reports_its_ratios(tmp_path, monkeypatch):
     rows = {r["benchmark"]: r for r in report["rows"]}
     assert len(rows) == 4  # two training cases, two data paths
     parity = rows["parity 16-200-200-2, M=24, 3 steps"]
-    assert parity["speedup min"] <= parity["speedup max"]
-    # the headline ratio is that of the median times
+    # the headline ratio is that of the median times; over two rounds the medians are the means,
+    # so that ratio lies between the two rounds' own ratios
     assert parity["baseline (s)"] / parity["lrsc (s)"] == pytest.approx(parity["speedup"])
+    assert parity["speedup min"] <= parity["speedup"] <= parity["speedup max"]
 
 
 def test_benchmark_rejects_zero_repeats(capsys):
