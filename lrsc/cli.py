@@ -1,14 +1,16 @@
 """Command line: ``lrsc sweep``, ``lrsc status``, ``lrsc collect`` and ``lrsc book``.
 
-Bad input (unknown key, wrong type, out-of-range value, unknown name) prints one line
-``lrsc: error: ...`` and exits with status 2, before anything is written.
+Bad input (unknown key, wrong type, out-of-range value, unknown name, a data root without
+its data) prints one line ``lrsc: error: ...`` and exits with status 2, before anything is
+written. A sweep some of whose runs raised writes its results, then prints one line naming
+the first failure and exits with status 1.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lrsc.errors import ConfigError
+from lrsc.errors import ConfigError, RunsFailed
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -20,11 +22,8 @@ def _sweep(args: argparse.Namespace) -> None:
     results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
                         models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
                         workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm)
-    failed = int((results["status"] == "failed").sum()) if "status" in results else 0
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
-          f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged, {failed} failed)")
-    if failed:
-        print(f"see the failures with: lrsc status {args.out}")
+          f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
 
 
 def _status(args: argparse.Namespace) -> None:
@@ -38,6 +37,9 @@ def _status(args: argparse.Namespace) -> None:
     for status in store.STATUSES:
         print(f"  {status:<9}{sum(r['status'] == status for _, r in records):>7}")
     failed = [(run, r) for run, r in records if r["status"] == "failed"]
+    if any(r["status"] == "stale" for _, r in records):
+        print("stale runs were recorded as running by a process of this host that is gone; "
+              "run the sweep again to train them")
     if failed:
         print("failed runs (hash, axis values, last line of the traceback; the whole one is in runs/<hash>.json):")
     axis_of = dict(zip(axes(cfg), cfg["grid"]))  # dim name -> the axis as the grid names it
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"lrsc: error: {e}", file=sys.stderr)
         return 2
+    except RunsFailed as e:
+        print(f"lrsc: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

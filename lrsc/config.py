@@ -1,14 +1,21 @@
-"""Sweep configuration: one table of defaults, typed checks, dotted overrides.
+"""Sweep configuration: one table of defaults, typed checks, dotted overrides, the grid.
 
 A sweep file is YAML with the sections of :data:`DEFAULTS` plus ``grid``, a mapping from
 an axis (``lr``, ``seed`` or any dotted key such as ``model_params.width``) to the list
 of values to sweep. Every value is checked against the type of its default before
 anything runs, and every error names the key, the bad value and what to do instead.
+
+This module sits below everything it configures: it knows the sections and their types,
+not the datasets or models. Each registry checks its own entries (``datasets.check``,
+``models.check``), and the sweep calls those checks for every run of the grid.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
         "max_steps": 15000,     # step cap; a run that hits it is reported as not converged
         "eval_every": 100,      # steps between full training-set accuracy checks
         "collapse_patience": 10,  # evaluations at chance (after having learnt) that count as a collapse
+        "record_every": 1,      # steps between the per-step training records (loss, BC loss ratio, norms, ...)
+        "confident_prob": 0.9,  # tau: a sample is confidently mispredicted when a wrong class gets more than this
     },
     "metrics": {
         "q": 0.1,               # fraction kept by q-compressibility (SPEC §4; our default)
@@ -37,8 +46,13 @@ DEFAULTS: dict[str, Any] = {
         "prune_fractions": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         "n_attr": 500,          # test inputs for Integrated Gradients
         "ig_steps": 32,         # Riemann steps of Integrated Gradients
+        "prune_scope": "layer",  # structured pruning per layer ("layer") or ranked over the whole network ("global")
+        "snapshot_steps": [],   # training steps at which per-neuron CSI and BSI are recorded (Fig. 18)
     },
 }
+PRUNE_SCOPES = ("layer", "global")
+# Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
+RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
 
 # Short names for sweep axes; any other axis is a dotted path into the run config.
 AXIS_ALIASES = {
@@ -48,7 +62,8 @@ AXIS_ALIASES = {
     "weight_decay": "train.weight_decay",
 }
 POSITIVE = {"train.lr", "train.batch_size", "train.max_steps", "train.eval_every", "train.collapse_patience",
-            "metrics.q", "metrics.n_act", "metrics.n_attr", "metrics.ig_steps"}
+            "train.record_every", "train.confident_prob", "metrics.q", "metrics.n_act", "metrics.n_attr",
+            "metrics.ig_steps"}
 NON_NEGATIVE = {"train.momentum", "train.weight_decay"}
 
 
@@ -111,9 +126,11 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def check_run(run: dict) -> None:
-    """Validate one run's full config; raises ConfigError naming the first problem."""
-    from lrsc import datasets, models
+    """Validate one run's sections and values; raises ConfigError naming the first problem.
 
+    The dataset's and model's own parameters are checked by their registries (the sweep
+    calls ``datasets.check`` and ``models.check``); here only their names' types.
+    """
     for key in run:
         if key not in DEFAULTS:
             raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(list(DEFAULTS) + ['grid'])}")
@@ -124,6 +141,8 @@ def check_run(run: dict) -> None:
             check_value(f"{section}.{key}", value, DEFAULTS[section][key])
     for key in ("dataset", "model"):
         check_value(key, run[key], DEFAULTS[key])
+    for key in ("dataset_params", "model_params"):
+        check_value(key, run[key], DEFAULTS[key])
     check_value("seed", run["seed"], 0)
     for path in POSITIVE:
         if get(run, path) <= 0:
@@ -131,12 +150,18 @@ def check_run(run: dict) -> None:
     for path in NON_NEGATIVE:
         if get(run, path) < 0:
             raise ConfigError(f"{path} must be non-negative, got {get(run, path)!r}")
-    if not run["metrics"]["q"] <= 1:
-        raise ConfigError(f"metrics.q must lie in (0, 1], got {run['metrics']['q']!r}")
+    for path in ("metrics.q", "train.confident_prob"):
+        if not get(run, path) <= 1:
+            raise ConfigError(f"{path} must lie in (0, 1], got {get(run, path)!r}")
     if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in run["metrics"]["prune_fractions"]):
         raise ConfigError(f"metrics.prune_fractions must be numbers in [0, 1), got {run['metrics']['prune_fractions']!r}")
-    check_params(f"dataset {run['dataset']!r}", run["dataset_params"], datasets.params_of(run["dataset"]))
-    check_params(f"model {run['model']!r}", run["model_params"], models.params_of(run["model"]))
+    if run["metrics"]["prune_scope"] not in PRUNE_SCOPES:
+        raise ConfigError(f"metrics.prune_scope must be one of {', '.join(PRUNE_SCOPES)}, "
+                          f"got {run['metrics']['prune_scope']!r}")
+    snaps = run["metrics"]["snapshot_steps"]
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in snaps) or sorted(set(snaps)) != snaps:
+        raise ConfigError(f"metrics.snapshot_steps must be increasing non-negative integers (training steps), "
+                          f"got {snaps!r}")
 
 
 def merge(defaults: dict, given: dict) -> dict:
@@ -180,9 +205,55 @@ def load(source: str | Path | dict, overrides: list[str] | dict | None = None) -
             raise ConfigError(f"grid.{axis} must be a non-empty list, got {values!r}")
         if len(set(map(repr, values))) != len(values):
             raise ConfigError(f"grid.{axis} has repeated values: {values!r}")
+    if "train.record_every" in map(axis_path, grid):
+        raise ConfigError("train.record_every cannot be a grid axis: every run of a sweep records on one step grid")
     cfg["grid"] = grid
-    from lrsc.sweep import expand  # every run of the grid is checked before anything runs
-
-    for run in expand(cfg):
+    for run in expand(cfg):  # every run of the grid is checked before anything runs
         check_run(run)
     return cfg
+
+
+def axes(cfg: dict) -> dict[str, list]:
+    """``{dim name: values}`` of the grid; a dotted axis is named by its last component.
+
+    Raises ConfigError when two axes would share a dim name (or take ``step``, the traces'
+    dim), or when an axis has values that cannot be coordinates (lists, mappings).
+    """
+    dims: dict[str, list] = {}
+    for axis, values in cfg["grid"].items():
+        dim = axis.split(".")[-1]
+        if dim in dims or dim in RESERVED_DIMS:
+            raise ConfigError(f"grid.{axis} would be a second dim named {dim!r}; sweep one of them only")
+        if not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise ConfigError(f"grid.{axis} values must be numbers, strings or booleans, got {values!r}")
+        dims[dim] = values
+    return dims
+
+
+def expand(cfg: dict) -> list[dict]:
+    """Every run config of the grid, in row-major grid order (without the ``grid`` key)."""
+    axes(cfg)  # refuse a grid whose results could not be collected, before anything runs
+    base = {k: v for k, v in cfg.items() if k != "grid"}
+    runs = []
+    for values in itertools.product(*cfg["grid"].values()):
+        run = copy.deepcopy(base)
+        for axis, value in zip(cfg["grid"], values):
+            set_path(run, axis_path(axis), value)
+        runs.append(run)
+    return runs
+
+
+def _non_default(value: Any, default: Any) -> Any:
+    """``value`` less the entries of its sections that equal ``default``'s (free-form params kept whole)."""
+    return {k: _non_default(v, default[k]) if isinstance(v, dict) and isinstance(default.get(k), dict) and default[k]
+            else v for k, v in value.items() if k not in default or v != default[k]}
+
+
+def run_hash(run: dict) -> str:
+    """First 16 hex digits of the SHA-256 of the run's settings that differ from :data:`DEFAULTS`.
+
+    Hashing only what differs from the defaults means a setting added later, at a default
+    that keeps the old behaviour, leaves every stored run's hash (and so its file) valid; a
+    default whose value changes changes the hash of every run that relied on it.
+    """
+    return hashlib.sha256(json.dumps(_non_default(run, DEFAULTS), sort_keys=True).encode()).hexdigest()[:16]

@@ -49,6 +49,7 @@ class Engine(Executor):
 
     lost_errors: tuple[type[BaseException], ...] = ()  # the worker was lost, not the run: retry the unit
     in_flight: int | None = None  # most units submitted at a time (None: all at once)
+    shared_fate = False  # one lost worker loses every unit in flight (so the culprit is not known)
 
     def submit_all(self, fn: Callable, arg_lists: Sequence[tuple]) -> list[Future]:
         """``[submit(fn, *args) for args in arg_lists]``; SLURM submits them as job arrays."""
@@ -96,6 +97,7 @@ class LocalProcesses(Engine):
     """
 
     lost_errors = (BrokenProcessPool,)
+    shared_fate = True  # a dead worker breaks the whole pool
 
     def __init__(self, workers: int, gpus: int = 0):
         self.in_flight = workers

@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A parameter is unknown, of the wrong type, or out of range; the message says which and how to fix it."""
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of a sweep raised; the message names how many and the first one's error, in one line."""

@@ -48,6 +48,24 @@ def params_of(name: str) -> dict[str, inspect.Parameter]:
     return {k: p for k, p in sig.parameters.items() if k not in _DATA_ARGS}
 
 
+def check(name: str, input_shape: tuple[int, ...], num_classes: int, params: dict) -> None:
+    """Validate model ``name`` with ``params`` for inputs of shape ``input_shape`` without
+    allocating it: the model is built on the meta device and run on a batch of two meta
+    inputs, so a wrong parameter or an input it cannot take is a ConfigError before any run."""
+    from lrsc.config import check_params
+
+    check_params(f"model {name!r}", params, params_of(name))
+    try:
+        with torch.device("meta"):
+            model = _builder(name)(input_shape=tuple(input_shape), num_classes=num_classes, **params)
+            model.eval()(torch.empty(2, *input_shape))
+    except ConfigError:
+        raise
+    except Exception as e:  # the model's own code refused the shape: say so in the config's terms
+        raise ConfigError(f"model {name!r} with model_params {params} cannot take inputs of shape {tuple(input_shape)}: "
+                          f"{type(e).__name__}: {e}") from None
+
+
 def build(name: str, input_shape: tuple[int, ...], num_classes: int, **params) -> nn.Module:
     """Build model ``name`` for inputs of shape ``input_shape`` (no batch dim)."""
     from lrsc.config import check_params

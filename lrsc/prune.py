@@ -89,15 +89,31 @@ def channel_scores(group: list[Unit]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def prune_structured(model: nn.Module, fraction: float) -> nn.Module:
-    """Copy of ``model`` with ``round(fraction * channels)`` channels of every channel group
-    zeroed (see ``channel_groups``): those of smallest ``channel_scores`` (ties: lowest index).
-    For an FCN a channel is a hidden neuron, for a conv net a filter."""
+def prune_structured(model: nn.Module, fraction: float, scope: str = "layer") -> nn.Module:
+    """Copy of ``model`` with channels zeroed by their ``channel_scores`` (smallest first; ties:
+    lowest index). For an FCN a channel is a hidden neuron, for a conv net a filter.
+
+    ``scope="layer"``: ``round(fraction * channels)`` channels of every channel group (see
+    ``channel_groups``), as Li et al. 2017. ``scope="global"``: ``round(fraction * total)``
+    channels of the whole network, ranked together by their score per weight (the L1 norm over
+    the number of incoming weights, so that layers of different fan-in compare); a layer may
+    then lose more or fewer than ``fraction`` of its channels, all of them included.
+    """
     _check_fraction(fraction)
+    if scope not in ("layer", "global"):
+        raise ConfigError(f"pruning scope must be 'layer' or 'global', got {scope!r}")
     pruned = copy.deepcopy(model)
-    for group in channel_groups(pruned):
-        scores = channel_scores(group)
-        drop = torch.argsort(scores, stable=True)[: round(fraction * len(scores))]
+    groups = channel_groups(pruned)
+    scores = [channel_scores(group) for group in groups]
+    if scope == "layer":
+        drops = [torch.argsort(s, stable=True)[: round(fraction * len(s))] for s in scores]
+    else:
+        per_weight = torch.cat([s / sum(layer.weight[0].numel() for layer, _ in g) for s, g in zip(scores, groups)])
+        owner = torch.cat([torch.full((len(s),), i) for i, s in enumerate(scores)])
+        index = torch.cat([torch.arange(len(s)) for s in scores])
+        chosen = torch.argsort(per_weight, stable=True)[: round(fraction * len(per_weight))]
+        drops = [index[chosen[owner[chosen] == i]] for i in range(len(groups))]
+    for group, drop in zip(groups, drops):
         for layer, bn in group:
             params = [layer.weight, layer.bias] + ([bn.weight, bn.bias] if bn is not None else [])
             for p in params:

@@ -1,5 +1,5 @@
-"""Result storage: one netCDF file and one status file per run, and the sweep collected
-as one xarray.Dataset.
+"""Result storage: per run a netCDF file of its results, its trained weights and a status
+file, and the sweep collected as one xarray.Dataset.
 
 Every file is written to a temporary name and renamed into place, so a reader (or a
 resumed sweep) sees either a finished file or none.
@@ -8,44 +8,25 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 import xarray as xr
 
 import lrsc
+from lrsc import variables
+from lrsc.config import run_hash
 
 ENGINE = "h5netcdf"
 
-# Every variable of a collected sweep and its definition (stored in the dataset).
-DEFINITIONS = {
-    "test_acc": "unbiased test accuracy, fraction in [0, 1]",
-    "worst_group_acc": "smallest accuracy over groups (y, b) of the unbiased test set",
-    "prunability": "mean over metrics.prune_fractions q of Acc(f_q)/Acc(f), f_q with a fraction q of "
-                   "each hidden layer's neurons of smallest L1 weight norm zeroed (unbiased test set)",
-    "act_comp": "mean q-compressibility 1 - ||h - h_(k)||/||h||, k = ceil(q d), of penultimate "
-                "activations h of metrics.n_act random test inputs",
-    "act_sparsity": "mean fraction of exactly-zero penultimate activations over the same inputs",
-    "act_pq_index": "mean PQ-index 1 - ||h||_1/(sqrt(d)||h||_2) of the same activations",
-    "attr_core": "mean share of |Integrated Gradients| on core inputs (NaN where no regions are known)",
-    "attr_spurious": "mean share of |Integrated Gradients| on spurious inputs",
-    "attr_noise": "mean share of |Integrated Gradients| on noise inputs",
-    "max_bc_loss_ratio": "maximum over training steps of sum(BC losses)/sum(losses) in the minibatch",
-    "train_acc": "training accuracy at the last evaluation, fraction in [0, 1]",
-    "steps": "SGD steps taken",
-    "converged": "reached 100% training accuracy before the step cap",
-    "diverged": "ended by a non-finite value, a dead network or a collapse to chance",
-    "reason": "why training stopped: converged, step cap, non-finite, dead network, collapse",
-    "loss": "per-step minibatch mean cross-entropy (NaN after the run stopped)",
-    "bc_loss_ratio": "per-step BC loss ratio (NaN after the run stopped)",
-}
-TRACES = ("loss", "bc_loss_ratio")
-STATUSES = ("pending", "running", "done", "failed", "diverged")
+STATUSES = ("pending", "running", "stale", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # the statuses of a run with a result file
-STATUS_DEFINITION = ("pending, running, done, failed or diverged; only present when some run has no result, "
-                     "whose variables are then NaN (False for flags, 0 steps) and reason is this status")
+STATUS_DEFINITION = ("pending (not run yet), running, stale (recorded as running by a process of this host that is "
+                     "gone), done, failed (raised; NaN variables, False flags, 0 steps) or diverged")
 
 
 @contextmanager
@@ -67,6 +48,12 @@ def write_atomic(ds: xr.Dataset, path: str | Path) -> None:
         ds.to_netcdf(tmp, engine=ENGINE)
 
 
+def write_weights(state: dict, path: str | Path) -> None:
+    """Store a run's trained weights (a state dict) with torch.save, through a temporary file."""
+    with _atomic(path) as tmp:
+        torch.save(state, tmp)
+
+
 def write_text_atomic(text: str, path: str | Path) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     with _atomic(path) as tmp:
@@ -82,6 +69,34 @@ def run_path(out_dir: str | Path, run_hash: str) -> Path:
     return Path(out_dir) / "runs" / f"{run_hash}.nc"
 
 
+def weights_path(out_dir: str | Path, run_hash: str) -> Path:
+    return Path(out_dir) / "runs" / f"{run_hash}.pt"
+
+
+def check_run_file(path: Path, expected_hash: str) -> tuple[str | None, set[str]]:
+    """``(problem, variables)`` of a stored run file: ``problem`` is None for a file that reads
+    in full and whose stored config hashes to ``expected_hash``, else why it cannot be trusted;
+    ``variables`` are the names it holds."""
+    try:
+        ds = load(path)
+    except Exception as e:  # truncated, overwritten, not netCDF: all mean the same here
+        return f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", set()
+    try:
+        stored = run_hash(json.loads(ds.attrs["config"]))
+    except (KeyError, ValueError, TypeError) as e:
+        return f"holds no readable run config ({type(e).__name__})", set()
+    if stored != expected_hash:
+        return f"its stored config hashes to {stored}, not to its name", set()
+    return None, set(ds.data_vars)
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename a run file that cannot be used to ``<name>.<why>`` (kept for inspection); returns the new path."""
+    target = path.with_name(f"{path.name}.{why}")
+    os.replace(path, target)
+    return target
+
+
 def status_path(out_dir: str | Path, run_hash: str) -> Path:
     return Path(out_dir) / "runs" / f"{run_hash}.json"
 
@@ -91,21 +106,44 @@ def write_status(out_dir: str | Path, run_hash: str, record: dict) -> None:
     write_text_atomic(json.dumps(record, indent=1), status_path(out_dir, run_hash))
 
 
+def _gone(record: dict) -> bool:
+    """Whether a ``running`` record was written by a process of this host that no longer runs."""
+    if record.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, TypeError):
+        return False
+    return False
+
+
 def read_status(out_dir: str | Path, run_hash: str) -> dict:
     """A run's status record; the result file decides whether it is finished.
 
-    ``{"status": "pending"}`` when nothing is stored. A run with a result file is ``done`` or
-    ``diverged`` even if its status file was not updated (the process died in between); a
-    status ``done`` without a result file (deleted to rerun the run) reads as ``pending``.
+    ``{"status": "pending"}`` when nothing is stored. A run with a readable result file is
+    ``done`` or ``diverged`` even if its status file was not updated (the process died in
+    between); a status ``done`` without a result file (deleted or moved aside to rerun the
+    run) reads as ``pending``; ``running`` written by a process of this host that is gone
+    reads as ``stale``.
     """
     path = status_path(out_dir, run_hash)
-    record = json.loads(path.read_text()) if path.exists() else {"status": "pending"}
+    try:
+        record = json.loads(path.read_text()) if path.exists() else {"status": "pending"}
+    except ValueError:  # a status file cut short: the result file (or its absence) decides
+        record = {"status": "pending"}
     result = run_path(out_dir, run_hash)
     if result.exists() and record["status"] not in FINISHED:
-        with xr.open_dataset(result, engine=ENGINE) as ds:
-            record = {"status": "diverged" if bool(ds["diverged"]) else "done"}
+        try:
+            with xr.open_dataset(result, engine=ENGINE) as ds:
+                record = {"status": "diverged" if bool(ds["diverged"]) else "done"}
+        except Exception:
+            record = {"status": "pending"}  # an unreadable result counts for nothing: the sweep heals it
     elif not result.exists() and record["status"] in FINISHED:
         record = {"status": "pending"}
+    elif record["status"] == "running" and _gone(record):
+        record = {**record, "status": "stale"}
     return record
 
 
@@ -113,49 +151,48 @@ def collect(runs: Sequence[tuple[dict, Path, str]], axes: dict[str, list], confi
     """Stack per-run files into one dataset with one dim per grid axis (in grid order).
 
     runs: ``(axis_values, path, status)`` triples covering the whole grid, where ``status``
-    is the run's status for when ``path`` does not exist; axes: ``{dim: values}``. Traces
-    are padded with NaN to the longest run along a ``step`` dim. Files are read one at a
-    time into the output arrays, so the traces are held in memory once. When some run has
-    no result file, a ``status`` variable says why (see ``STATUS_DEFINITION``).
+    is the run's status for when ``path`` does not exist; axes: ``{dim: values}``. Every
+    variable of ``lrsc.variables.VARIABLES`` is there, with its definition, whatever was
+    stored: runs without a result hold its fill value (NaN, False, 0, ""). Traces are padded
+    with NaN to the longest run along ``step`` (coordinate: the step after which each record
+    was taken), per-neuron snapshots to the widest model along ``neuron``. Files are read one
+    at a time, so the traces are held in memory once. The ``status`` variable gives each
+    run's status (see ``STATUS_DEFINITION``).
     """
     shape = tuple(len(v) for v in axes.values())
-    stored = [(vals, path) for vals, path, _ in runs if path.exists()]
-    n_steps, data = 0, {}
-    for _, path in stored:  # first pass, headers only: the longest trace and each variable's dtype
+    sizes = {"step": 0, "neuron": 0, "prune_fraction": len(config["metrics"]["prune_fractions"]),
+             "snapshot": len(config["metrics"]["snapshot_steps"])}
+    stored = [path for _, path, _ in runs if path.exists()]
+    for path in stored:  # first pass, headers only: the longest trace and the widest snapshot
         with xr.open_dataset(path, engine=ENGINE) as ds:
-            n_steps = max(n_steps, ds.sizes.get("step", 0))
-            for name in DEFINITIONS:
-                data.setdefault(name, ds[name].dtype)
-    for name, dtype in data.items():
-        dtype = np.dtype(object if name == "reason" else np.float32 if name in TRACES else dtype)
-        fill = np.nan if dtype.kind == "f" else False if dtype.kind == "b" else 0
-        data[name] = np.full(shape + ((n_steps,) if name in TRACES else ()), fill, dtype=dtype)
+            for dim in ("step", "neuron"):
+                sizes[dim] = max(sizes[dim], ds.sizes.get(dim, 0))
+    data = {v.name: np.full(shape + tuple(sizes[d] for d in v.dims), v.fill, dtype=object if v.dtype == "U" else v.dtype)
+            for v in variables.VARIABLES}
     status = np.empty(shape, dtype=object)
     for vals, path, run_status in runs:
         pos = tuple(axes[dim].index(vals[dim]) for dim in axes)
         if not path.exists():
-            status[pos] = run_status
-            if "reason" in data:
-                data["reason"][pos] = run_status
+            status[pos] = data["reason"][pos] = run_status
             continue
         ds = load(path)
         status[pos] = "diverged" if bool(ds["diverged"]) else "done"
-        for name in DEFINITIONS:
-            value = ds[name].values
-            data[name][pos] = value if name not in TRACES else np.pad(
-                value.astype(np.float32), (0, n_steps - len(value)), constant_values=np.nan)
+        for var in variables.VARIABLES:
+            value = ds[var.name].values
+            data[var.name][pos + tuple(slice(0, n) for n in value.shape)] = value
+    every = config["train"]["record_every"]
+    coords = {**{dim: values for dim, values in axes.items()},
+              "step": every * np.arange(1, sizes["step"] + 1), "prune_fraction": config["metrics"]["prune_fractions"],
+              "snapshot": config["metrics"]["snapshot_steps"]}
     out = xr.Dataset(
-        {name: (list(axes) + (["step"] if name in TRACES else []), arr, {"description": DEFINITIONS[name]})
-         for name, arr in data.items()},
-        coords={dim: values for dim, values in axes.items()},
+        {v.name: (list(axes) + list(v.dims), data[v.name], {"description": v.description}) for v in variables.VARIABLES},
+        coords=coords,
         attrs={
             "config": json.dumps(config, sort_keys=True),
-            "definitions": json.dumps(DEFINITIONS),
+            "definitions": variables.definitions(),
             "lrsc_version": lrsc.__version__,
         },
     )
-    if "reason" in out:
-        out["reason"] = out["reason"].astype(str)
-    if len(stored) < len(runs):
-        out["status"] = (list(axes), status.astype(str), {"description": STATUS_DEFINITION})
+    out["reason"] = out["reason"].astype(str)
+    out["status"] = (list(axes), status.astype(str), {"description": STATUS_DEFINITION})
     return out

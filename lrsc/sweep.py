@@ -9,11 +9,11 @@ executor from :mod:`lrsc.engines`: this process, local worker processes, Dask or
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import os
 import socket
+import sys
 import time
 import traceback
 from collections import deque
@@ -30,50 +30,41 @@ from torch import nn
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 import lrsc
+from lrsc.config import axes, expand, run_hash
 from lrsc import config as config_mod
-from lrsc import datasets, engines, metrics, models, store
-from lrsc.attribution import integrated_gradients, region_shares
-from lrsc.errors import ConfigError
-from lrsc.seeding import derive_seed, generator, pick_device
-from lrsc.train import TrainResult, finite_params, train, train_batched
+from lrsc import datasets, engines, models, store, variables
+from lrsc.errors import ConfigError, RunsFailed
+from lrsc.seeding import derive_seed, pick_device
+from lrsc.train import TrainResult, stacked_kernel, train, train_batched
 
-BATCHABLE_MODELS = ("fcn", "cnn")  # buffer-free (no BatchNorm), so train_batched can stack them
 MODELS_AT_ONCE = 32  # most runs trained together: bounds the memory of stacked weights and data
 
 
-def axes(cfg: dict) -> dict[str, list]:
-    """``{dim name: values}`` of the grid; a dotted axis is named by its last component.
+def plan(cfg: dict | str | Path, overrides: list[str] | dict | None = None) -> tuple[dict, list[dict]]:
+    """Load a sweep config and check every run of its grid before anything runs.
 
-    Raises ConfigError when two axes would share a dim name (or take ``step``, the traces'
-    dim), or when an axis has values that cannot be coordinates (lists, mappings).
+    Returns ``(cfg, runs)``. Beyond :func:`lrsc.config.load`'s checks of each run's sections,
+    each run's dataset and model are checked by their registries (ranges, sizes against the
+    source data, the data root and its layout, the model taking the dataset's inputs) and its
+    training settings against the dataset (the batch size against the training-set size).
+    Raises ConfigError naming the first problem.
     """
-    dims: dict[str, list] = {}
-    for axis, values in cfg["grid"].items():
-        dim = axis.split(".")[-1]
-        if dim in dims or dim == "step":
-            raise ConfigError(f"grid.{axis} would be a second dim named {dim!r}; sweep one of them only")
-        if not all(isinstance(v, (str, int, float, bool)) for v in values):
-            raise ConfigError(f"grid.{axis} values must be numbers, strings or booleans, got {values!r}")
-        dims[dim] = values
-    return dims
-
-
-def expand(cfg: dict) -> list[dict]:
-    """Every run config of the grid, in row-major grid order (without the ``grid`` key)."""
-    axes(cfg)  # refuse a grid whose results could not be collected, before anything runs
-    base = {k: v for k, v in cfg.items() if k != "grid"}
-    runs = []
-    for values in itertools.product(*cfg["grid"].values()):
-        run = copy.deepcopy(base)
-        for axis, value in zip(cfg["grid"], values):
-            config_mod.set_path(run, config_mod.axis_path(axis), value)
-        runs.append(run)
-    return runs
-
-
-def run_hash(run: dict) -> str:
-    """First 16 hex digits of the SHA-256 of the run's canonical JSON."""
-    return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
+    cfg = config_mod.load(cfg, overrides)
+    runs = expand(cfg)
+    seen: dict[str, datasets.Info] = {}
+    for run in runs:
+        key = json.dumps([run["dataset"], run["dataset_params"]], sort_keys=True)
+        if key not in seen:
+            seen[key] = datasets.check(run["dataset"], run["dataset_params"])
+        info = seen[key]
+        model_key = json.dumps([run["model"], run["model_params"], key], sort_keys=True)
+        if model_key not in seen:
+            models.check(run["model"], info.input_shape, info.num_classes, run["model_params"])
+            seen[model_key] = info
+        if run["train"]["batch_size"] > info.n_train:
+            raise ConfigError(f"train.batch_size={run['train']['batch_size']} exceeds the {info.n_train} training "
+                              f"samples of {run['dataset']}; use a batch size of at most {info.n_train}")
+    return cfg, runs
 
 
 @lru_cache(maxsize=8)
@@ -84,8 +75,6 @@ def _dataset(name: str, params_json: str, seed: int) -> tuple[datasets.Split, da
 def load_data(run: dict, dev: torch.device) -> tuple[datasets.Split, datasets.Split]:
     """The run's ``(train, test)`` splits on ``dev``; the dataset is drawn from ``run["seed"]``."""
     train_cpu, test_cpu = _dataset(run["dataset"], json.dumps(run["dataset_params"], sort_keys=True), run["seed"])
-    if run["train"]["batch_size"] > len(train_cpu):
-        raise ConfigError(f"train.batch_size={run['train']['batch_size']} exceeds the {len(train_cpu)} training samples")
     return train_cpu.to(dev), test_cpu.to(dev)
 
 
@@ -98,47 +87,44 @@ def init_model(run: dict, train_set: datasets.Split) -> nn.Module:
     return model.to(train_set.x.device)
 
 
-def evaluate(run: dict, model: nn.Module, result: TrainResult, test_set: datasets.Split,
-             train_time_s: float) -> xr.Dataset:
-    """The run's results as a dataset: the metrics of the trained ``model`` on ``test_set``
-    (NaN for a model with non-finite weights), the training outcome and its traces."""
+@lru_cache(maxsize=64)
+def _stackable(key: str) -> bool:
+    run = json.loads(key)
+    info = datasets.check(run["dataset"], run["dataset_params"])
+    with torch.device("meta"):
+        model = models.build(run["model"], input_shape=info.input_shape, num_classes=info.num_classes,
+                             **run["model_params"])
+    return stacked_kernel(model, run["train"]["momentum"], run["train"]["weight_decay"])
+
+
+def stackable(run: dict) -> bool:
+    """Whether the run's model trains through the stacked kernel (see ``lrsc.train.stacked_kernel``),
+    so that it can share a batch with runs that differ from it only in LR and seed."""
+    keys = ("dataset", "dataset_params", "model", "model_params", "train")
+    return _stackable(json.dumps({k: run[k] for k in keys}, sort_keys=True))
+
+
+def _train_settings(run: dict) -> dict:
+    """The run's ``train`` settings as keyword arguments of ``lrsc.train``, less the LR."""
+    return {k: v for k, v in run["train"].items() if k != "lr"}
+
+
+def _result(run: dict, model: nn.Module, result: TrainResult, test_set: datasets.Split,
+            train_time_s: float) -> tuple[xr.Dataset, dict]:
+    """The run's stored form: its variables (``lrsc.variables``) as a dataset, and its final weights."""
     started = time.time()
-    seed, mcfg, dev = run["seed"], run["metrics"], test_set.x.device
-    finite = finite_params(model)
-    nan = float("nan")
-    values = dict.fromkeys(("test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity",
-                            "act_pq_index", "attr_core", "attr_spurious", "attr_noise"), nan)
-    if finite:
-        feats, logits = models.predict(model, test_set.x)
-        values["test_acc"] = metrics.accuracy(logits, test_set.y)
-        values["worst_group_acc"] = metrics.worst_group_accuracy(logits, test_set.y, test_set.group)
-        values["prunability"] = metrics.prunability(model, test_set.x, test_set.y, mcfg["prune_fractions"])[0]
-        pick = torch.randperm(len(test_set), generator=generator(seed, "act_inputs"))[: mcfg["n_act"]].to(dev)
-        h = feats[pick]
-        values["act_comp"] = torch.nanmean(metrics.q_compressibility(h, mcfg["q"])).item()
-        values["act_sparsity"] = metrics.sparsity(h).mean().item()
-        values["act_pq_index"] = torch.nanmean(metrics.pq_index(h)).item()
-        if test_set.regions:
-            pick = torch.randperm(len(test_set), generator=generator(seed, "attr_inputs"))[: mcfg["n_attr"]].to(dev)
-            attr = integrated_gradients(model, test_set.x[pick], test_set.y[pick], n_steps=mcfg["ig_steps"])
-            for region, share in region_shares(attr, test_set.regions).items():
-                values[f"attr_{region}"] = share
-    ratio = result.bc_loss_ratio
-    values.update(
-        max_bc_loss_ratio=ratio.max().item() if len(ratio) else nan,
-        train_acc=result.train_acc, steps=result.steps, converged=result.converged,
-        diverged=result.diverged, reason=result.reason,
-    )
-    data = {k: ((), np.asarray(v)) for k, v in values.items()}
-    data["loss"] = (("step",), result.loss.numpy())
-    data["bc_loss_ratio"] = (("step",), ratio.numpy())
-    return xr.Dataset(data, attrs={"config": json.dumps(run, sort_keys=True), "hash": run_hash(run),
-                                   "lrsc_version": lrsc.__version__, "device": str(dev),
-                                   "wall_time_s": train_time_s + time.time() - started})
+    values = variables.evaluate(run, model, test_set, result)
+    ds = xr.Dataset({name: (variables.BY_NAME[name].dims, value) for name, value in values.items()},
+                    attrs={"config": json.dumps(run, sort_keys=True), "hash": run_hash(run),
+                           "lrsc_version": lrsc.__version__, "device": str(test_set.x.device),
+                           "threads": torch.get_num_threads(),
+                           "wall_time_s": train_time_s + time.time() - started})
+    return ds, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def run_one(run: dict, device: str = "auto", progress: bool = False) -> xr.Dataset:
-    """Train and evaluate one run; returns its results as a dataset (scalars and traces).
+def run_one(run: dict, device: str = "auto", progress: bool = False) -> tuple[xr.Dataset, dict]:
+    """Train and evaluate one run; returns its results as a dataset (scalars and traces) and
+    its trained weights (a state dict on the CPU).
 
     Deterministic on the CPU: the dataset, the initialisation, the data order and the
     evaluation subsets each come from their own stream derived from ``run["seed"]``.
@@ -146,13 +132,16 @@ def run_one(run: dict, device: str = "auto", progress: bool = False) -> xr.Datas
     train_set, test_set = load_data(run, pick_device(device))
     model = init_model(run, train_set)
     started = time.time()
-    result = train(model, train_set, seed=run["seed"], progress=progress, **run["train"])
-    return evaluate(run, model, result, test_set, time.time() - started)
+    result = train(model, train_set, lr=run["train"]["lr"], seed=run["seed"], progress=progress,
+                   snapshot=variables.neuron_selectivity(run, test_set), snapshot_steps=run["metrics"]["snapshot_steps"],
+                   **_train_settings(run))
+    return _result(run, model, result, test_set, time.time() - started)
 
 
-def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) -> list[xr.Dataset]:
-    """Train runs that differ only in ``train.lr`` and ``seed`` at once (``train_batched``),
-    then evaluate each; returns what ``run_one`` would return for each, to float rounding.
+def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) -> list[tuple[xr.Dataset, dict]]:
+    """Train runs that differ only in ``train.lr`` and ``seed`` and go through the stacked kernel
+    at once (``train_batched``), then evaluate each; returns exactly what ``run_one`` returns
+    for each (the kernel's per-model numbers do not depend on the batch).
 
     Each run's ``wall_time_s`` is its share of the batch's training time plus its own evaluation.
     """
@@ -163,25 +152,25 @@ def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) ->
             splits[run["seed"]] = load_data(run, dev)
     train_sets = [splits[run["seed"]][0] for run in runs]
     nets = [init_model(run, data) for run, data in zip(runs, train_sets)]
-    tcfg = {k: v for k, v in runs[0]["train"].items() if k not in ("lr", "momentum", "weight_decay")}
     started = time.time()
     results = train_batched(nets, train_sets, lr=[r["train"]["lr"] for r in runs], seed=[r["seed"] for r in runs],
-                            progress=progress, **tcfg)
+                            progress=progress, snapshot_steps=runs[0]["metrics"]["snapshot_steps"],
+                            snapshot=[variables.neuron_selectivity(r, splits[r["seed"]][1]) for r in runs],
+                            **_train_settings(runs[0]))
     share = (time.time() - started) / len(runs)
-    return [evaluate(run, net, result, splits[run["seed"]][1], share) for run, net, result in zip(runs, nets, results)]
+    return [_result(run, net, result, splits[run["seed"]][1], share) for run, net, result in zip(runs, nets, results)]
 
 
 def batches(runs: list[dict], size: int) -> list[list[dict]]:
     """Split ``runs`` into lists that ``run_batch`` can train at once, of at most ``size`` runs.
 
-    Runs go together when their configs differ only in ``train.lr`` and ``seed``, their model
-    is buffer-free (``fcn``, ``cnn``) and they use plain SGD; every other run is a list of one.
+    Runs go together when their configs differ only in ``train.lr`` and ``seed`` and they
+    train through the stacked kernel (:func:`stackable`); every other run is a list of one.
     Lists follow the order of each list's first run.
     """
     groups: dict[str, list[dict]] = {}
     for i, run in enumerate(runs):
-        plain_sgd = run["train"]["momentum"] == 0 and run["train"]["weight_decay"] == 0
-        if size > 1 and run["model"] in BATCHABLE_MODELS and plain_sgd:
+        if size > 1 and stackable(run):
             key = json.dumps({**run, "seed": None, "train": {**run["train"], "lr": None}}, sort_keys=True)
         else:
             key = str(i)
@@ -204,7 +193,8 @@ def execute(batch: list[dict], out_dir: str | Path, device: str = "auto") -> lis
     Returns each run's status record (``done``, ``diverged`` or ``failed``). A pure function
     of its arguments, so any worker can run it, and run it again. A run that raises is
     recorded as failed with its traceback; when a batch raises, its runs are run one at a
-    time, so that one bad run does not fail the others.
+    time, so that one bad run does not fail the others. A run's weights are stored before
+    its result, so a result file always has its weights beside it.
     """
     out, started = Path(out_dir), time.time()
     for run in batch:
@@ -216,7 +206,8 @@ def execute(batch: list[dict], out_dir: str | Path, device: str = "auto") -> lis
             return [record for run in batch for record in execute([run], out, device)]
         return [_record(out, batch[0], "failed", started, error=traceback.format_exc())]
     records = []
-    for run, ds in zip(batch, results):
+    for run, (ds, weights) in zip(batch, results):
+        store.write_weights(weights, store.weights_path(out, run_hash(run)))
         store.write_atomic(ds, store.run_path(out, run_hash(run)))
         records.append(_record(out, run, "diverged" if bool(ds["diverged"]) else "done", started))
     return records
@@ -226,26 +217,39 @@ def _drive(executor: engines.Engine, units: list[list[dict]], out: Path, device:
            bar: tqdm) -> None:
     """Run every unit on ``executor``, resubmitting a unit whose worker was lost up to ``retries`` times.
 
-    Any other error that escapes :func:`execute` (it records the runs' own errors) marks the
-    unit's runs failed, and the sweep goes on.
+    Where one lost worker takes every unit in flight with it (a broken local process pool),
+    the units it took are not charged: they are run again one at a time, and a unit is
+    charged only when it loses its worker while running alone. Any other error that escapes
+    :func:`execute` (it records the runs' own errors) marks the unit's runs failed, and the
+    sweep goes on.
     """
     counts = dict.fromkeys(("done", "failed", "diverged"), 0)
     lost = {i: 0 for i in range(len(units))}
-    queue, running = deque(range(len(units))), {}
-    while queue or running:
-        room = len(queue) if executor.in_flight is None else min(len(queue), executor.in_flight - len(running))
-        picked = [queue.popleft() for _ in range(room)]
+    queue, alone, running = deque(range(len(units))), deque(), {}
+    while queue or alone or running:
+        isolated = bool(alone)  # units to run by themselves: one at a time, nothing beside them
+        if any(by_itself for _, by_itself in running.values()) or (isolated and running):
+            picked = []
+        elif isolated:
+            picked = [alone.popleft()]
+        else:
+            room = len(queue) if executor.in_flight is None else min(len(queue), executor.in_flight - len(running))
+            picked = [queue.popleft() for _ in range(room)]
         if picked:
-            running.update(zip(executor.submit_all(execute, [(units[i], str(out), device) for i in picked]), picked))
+            futures = executor.submit_all(execute, [(units[i], str(out), device) for i in picked])
+            running.update((f, (i, isolated)) for f, i in zip(futures, picked))
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
-            i = running.pop(future)
+            i, by_itself = running.pop(future)
             try:
                 records = future.result()
             except executor.lost_errors:
+                if executor.shared_fate and not by_itself:
+                    alone.append(i)  # lost with others: which unit killed the worker is not known yet
+                    continue
                 lost[i] += 1
                 if lost[i] <= retries:
-                    queue.append(i)
+                    (alone if executor.shared_fate else queue).append(i)
                     continue
                 records = _unit_failed(out, units[i], f"worker lost {lost[i]} times; last error:\n")
             except Exception:
@@ -262,28 +266,80 @@ def _unit_failed(out: Path, unit: list[dict], note: str) -> list[dict]:
     return [_record(out, run, "failed", time.time(), error=error) for run in unit]
 
 
+def _notice(message: str) -> None:
+    tqdm.write(f"lrsc: {message}", file=sys.stderr)
+
+
+def _complete(out: Path, run: dict, missing: list[str], device: str) -> None:
+    """Add the ``missing`` model variables to a stored run from its stored weights."""
+    train_set, test_set = load_data(run, pick_device(device))
+    model = init_model(run, train_set)
+    model.load_state_dict(torch.load(store.weights_path(out, run_hash(run)), map_location=train_set.x.device))
+    path = store.run_path(out, run_hash(run))
+    ds = store.load(path)
+    for name, value in variables.evaluate(run, model, test_set, None, tuple(missing)).items():
+        ds[name] = (variables.BY_NAME[name].dims, value)
+    store.write_atomic(ds, path)
+
+
+def heal(out: Path, runs: list[dict], device: str = "auto") -> None:
+    """Make every stored run of ``runs`` in ``out`` trustworthy before the sweep reads it.
+
+    A run file that cannot be read, or whose stored config does not hash to its name, is
+    reported and moved aside (``runs/<hash>.nc.corrupt``), so the run is trained again. A run
+    stored before some declared variable existed is *stale*: model variables it lacks are
+    computed from its stored weights; if it lacks training variables (or its weights), its
+    file is moved aside (``.stale``) and the run trained again. Nothing is mixed in as NaN.
+    """
+    stale: dict[str, list[str]] = {}
+    for run in runs:
+        h = run_hash(run)
+        path = store.run_path(out, h)
+        if not path.exists():
+            continue
+        problem, stored = store.check_run_file(path, h)
+        if problem:
+            _notice(f"{path}: {problem}; moved aside to {store.set_aside(path, 'corrupt')} and training the run again")
+            continue
+        missing = [v.name for v in variables.VARIABLES if v.name not in stored]
+        if not missing:
+            continue
+        if all(variables.BY_NAME[n].kind == "model" for n in missing) and store.weights_path(out, h).exists():
+            _complete(out, run, missing, device)
+            stale.setdefault("completed from their stored weights", []).extend(missing)
+        else:
+            store.set_aside(path, "stale")
+            stale.setdefault("trained again", []).extend(missing)
+    for action, names in stale.items():
+        _notice(f"stored runs in {out} lacked {', '.join(sorted(set(names)))}; {action}")
+
+
 def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] | dict | None = None,
               device: str = "auto", progress: bool = True, models_at_once: int = MODELS_AT_ONCE,
               engine: str = "local", workers: int = 1, retries: int = 2, scheduler: str | None = None,
               slurm: engines.SlurmOptions | None = None) -> xr.Dataset:
     """Run (or resume) a sweep and return the collected dataset, also saved as ``out_dir/results.nc``.
 
-    ``cfg`` is a sweep config dict or YAML path, checked in full before anything is written.
-    Runs that differ only in LR and seed are trained up to ``models_at_once`` at a time
-    (see :func:`batches`); ``models_at_once=1`` trains every run alone. Either way gives the
-    same results to float rounding, and each run's file is written as soon as its batch ends.
+    ``cfg`` is a sweep config dict or YAML path, checked in full before anything is written
+    (see :func:`plan`). Runs that go through the stacked kernel and differ only in LR and
+    seed are trained up to ``models_at_once`` at a time (see :func:`batches`); either way, a
+    run's numbers are the same. Each run's file is written as soon as its batch ends, and
+    stored runs are checked first (:func:`heal`).
 
     Units run on ``engine`` (``local``, ``dask``, ``slurm``; see :func:`lrsc.engines.make_executor`)
     with ``workers`` processes; a unit whose worker is lost is retried up to ``retries`` times.
-    A run that raises is recorded as failed (see ``lrsc status``); it is NaN in the dataset,
-    which then has a ``status`` variable, and the next ``run_sweep`` tries it again.
+    A run that raises is recorded as failed (see ``lrsc status``) and is NaN in the dataset,
+    whose ``status`` variable says so; the dataset is still written, then :class:`RunsFailed`
+    is raised naming the first failure. The next ``run_sweep`` tries failed runs again.
     """
-    cfg = config_mod.load(cfg, overrides)
+    cfg, runs = plan(cfg, overrides)
     engines.check_options(engine, workers, scheduler)
     if retries < 0:
         raise ConfigError(f"--retries must be at least 0, got {retries}")
     out = Path(out_dir)
-    runs = expand(cfg)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the sweep's runs and results")
+    heal(out, runs, device)
     todo = [r for r in runs if not store.run_path(out, run_hash(r)).exists()]
     # the engine starts (and may fail on bad options) before anything is written; none is needed when all is done
     with (engines.make_executor(engine, workers, device=device, scheduler=scheduler, slurm=slurm,
@@ -295,7 +351,20 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
                 _drive(executor, batches(todo, models_at_once), out, device, retries, bar)
     results = collect(out, cfg)
     store.write_atomic(results, out / "results.nc")
+    failures(out, cfg, raise_=True)
     return results
+
+
+def failures(out_dir: str | Path, cfg: dict | None = None, raise_: bool = False) -> list[tuple[dict, dict]]:
+    """``(run, status record)`` of the sweep's failed runs; with ``raise_``, raise :class:`RunsFailed`
+    when there are any, naming how many and the first one's error in one line."""
+    records = statuses(out_dir, cfg)
+    failed = [(run, r) for run, r in records if r["status"] == "failed"]
+    if failed and raise_:
+        run, record = failed[0]
+        raise RunsFailed(f"{len(failed)} of {len(records)} runs failed; the first ({run_hash(run)}): "
+                         f"{record['error'].strip().splitlines()[-1]} (see: lrsc status {out_dir})")
+    return failed
 
 
 def read_config(out_dir: str | Path) -> dict:
@@ -315,9 +384,17 @@ def statuses(out_dir: str | Path, cfg: dict | None = None) -> list[tuple[dict, d
 def collect(out_dir: str | Path, cfg: dict | None = None) -> xr.Dataset:
     """The sweep's dataset from the run files in ``out_dir`` (``cfg``: default ``out_dir/sweep.yaml``).
 
-    Runs without a result are NaN, and a ``status`` variable says why (see ``store.collect``).
+    Runs without a result are NaN, and the ``status`` variable says why (see ``store.collect``).
+    A run file that cannot be read is moved aside and its run counted as pending.
     """
     cfg = cfg or read_config(out_dir)
+    runs = expand(cfg)
+    for run in runs:
+        path = store.run_path(out_dir, run_hash(run))
+        problem = store.check_run_file(path, run_hash(run))[0] if path.exists() else None
+        if problem:
+            _notice(f"{path}: {problem}; moved aside to {store.set_aside(path, 'corrupt')}; "
+                    f"run the sweep again to recompute it")
     dims = axes(cfg)
     grid_points = [dict(zip(dims, vals)) for vals in itertools.product(*dims.values())]
     cells = [(point, store.run_path(out_dir, run_hash(run)), record["status"])

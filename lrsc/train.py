@@ -7,13 +7,19 @@ and are read only at evaluations, so the hot loop never waits for the host.
 ``train`` trains one model; ``train_batched`` trains M models of one architecture at
 once (their weights stacked along a leading dim), each with its own learning rate, seed,
 training set and stopping point, and gives each the result ``train`` would have given.
-Both apply the same stopping rules (:class:`_Monitor`).
+Both apply the same stopping rules (:class:`_Monitor`) and keep the same records
+(:data:`RECORDS`).
+
+A bias-free FCN trained with plain SGD always goes through the stacked kernel
+(:class:`_StackedFcn`), alone or with others: its per-model arithmetic is the same
+whatever its batch-mates, so a run's numbers depend on its settings only, not on how a
+sweep grouped it (:func:`stacked_kernel`).
 """
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -27,6 +33,10 @@ from lrsc.models import FCN, predict
 from lrsc.seeding import generator
 
 
+# Per-step records of a training run (one row every ``record_every`` steps), in this order.
+RECORDS = ("loss", "bc_loss_ratio", "bc_loss", "ba_loss", "confident_bc", "logit_norm", "param_norm")
+
+
 @dataclass
 class TrainResult:
     """What a training run ended with.
@@ -37,8 +47,10 @@ class TrainResult:
     fell back to chance after having learnt and stayed there). reason: one of
     ``"converged"``, ``"step cap"``, ``"non-finite"``, ``"dead network"``, ``"collapse"``.
     train_acc: training accuracy at the last evaluation (fraction in [0, 1]).
-    loss, bc_loss_ratio: per-step minibatch mean loss and BC loss ratio (SPEC §4),
-    float32 CPU tensors of shape ``(steps,)``.
+    records: ``{name: (steps // record_every,) float32 CPU tensor}`` for each of
+    :data:`RECORDS`, row ``i`` taken after step ``(i + 1) * record_every`` (see :func:`step_records`).
+    snapshots: ``[(step, {name: tensor})]``, what the ``snapshot`` function returned at each
+    of the ``snapshot_steps`` the run reached (step 0 is before the first step).
     """
 
     steps: int
@@ -46,8 +58,8 @@ class TrainResult:
     diverged: bool
     reason: str
     train_acc: float
-    loss: torch.Tensor
-    bc_loss_ratio: torch.Tensor
+    records: dict[str, torch.Tensor]
+    snapshots: list[tuple[int, dict[str, torch.Tensor]]] = field(default_factory=list)
 
 
 def bc_loss_ratio(losses: torch.Tensor, conflicting: torch.Tensor) -> torch.Tensor:
@@ -57,6 +69,72 @@ def bc_loss_ratio(losses: torch.Tensor, conflicting: torch.Tensor) -> torch.Tens
     Returns shape ``(...)`` (0 where the minibatch holds no BC sample).
     """
     return (losses * conflicting).sum(-1) / losses.sum(-1)
+
+
+def step_records(losses: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, conflicting: torch.Tensor,
+                 weights: Sequence[torch.Tensor], confident_prob: float) -> torch.Tensor:
+    """The :data:`RECORDS` of A models' minibatches, shape ``(A, len(RECORDS))``.
+
+    losses: per-sample cross-entropy ``(A, B)``; logits ``(A, B, K)``; y, conflicting ``(A, B)``;
+    weights: every parameter of the A models, stacked, each ``(A, ...)`` (after the step).
+    loss: mean loss; bc_loss_ratio: :func:`bc_loss_ratio`; bc_loss / ba_loss: mean loss of the
+    bias-conflicting / bias-aligned samples (NaN when there are none); confident_bc: the share of
+    BC samples predicted wrong with a probability above ``confident_prob``; logit_norm: mean L2
+    norm of a sample's logits; param_norm: L2 norm of all parameters. Row-wise reductions only,
+    so every number is the same whatever the thread count and the batch-mates.
+    """
+    bc = conflicting.float()
+    n_bc, n_ba = bc.sum(-1), (1 - bc).sum(-1)
+    prob, pred = logits.softmax(-1).max(-1)
+    confident_wrong = ((pred != y) & (prob > confident_prob)).float()
+    sq_norm = sum(w.flatten(1).pow(2).sum(1) for w in weights)
+    return torch.stack([
+        losses.mean(-1), bc_loss_ratio(losses, conflicting),
+        (losses * bc).sum(-1) / n_bc, (losses * (1 - bc)).sum(-1) / n_ba,
+        (confident_wrong * bc).sum(-1) / n_bc, logits.norm(dim=-1).mean(-1), sq_norm.sqrt(),
+    ], dim=-1)
+
+
+# What a run keeps at each of its snapshot steps: model -> {name: tensor}.
+Snapshot = Callable[[nn.Module], dict[str, torch.Tensor]]
+
+
+class _Recorder:
+    """Records of M models every ``every`` steps, and their snapshots, kept on the device."""
+
+    def __init__(self, m: int, max_steps: int, every: int, confident_prob: float, device: torch.device,
+                 snapshot: Sequence[Snapshot] | None, snapshot_steps: Sequence[int]):
+        self.every, self.confident_prob = every, confident_prob
+        self.hist = torch.full((m, max_steps // every, len(RECORDS)), float("nan"), device=device)
+        self.snapshot, self.snapshot_steps = snapshot, set(snapshot_steps) if snapshot else set()
+        self.snapshots: list[list[tuple[int, dict[str, torch.Tensor]]]] = [[] for _ in range(m)]
+
+    def add(self, rows: torch.Tensor, step: int, losses: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+            conflicting: torch.Tensor, weights: Sequence[torch.Tensor]) -> None:
+        """Record step ``step`` (1-based, just taken) of the models in ``rows`` when it is due."""
+        if step % self.every == 0:
+            self.hist[rows, step // self.every - 1] = step_records(losses, logits, y, conflicting, weights,
+                                                                   self.confident_prob)
+
+    def snap(self, step: int, models: Sequence[nn.Module], active: Sequence[int]) -> None:
+        """Take the snapshots due at ``step`` of ``models[i]`` for each ``i`` in ``active``."""
+        if step in self.snapshot_steps:
+            for i in active:
+                self.snapshots[i].append((step, self.snapshot[i](models[i])))
+
+    def finite(self, rows: torch.Tensor, step: int, span: int) -> torch.Tensor:
+        """Whether the losses recorded in the last ``span`` steps before ``step`` are finite, ``(A,)``."""
+        return torch.isfinite(self.hist[rows, max(0, step - span) // self.every:step // self.every, 0]).all(1)
+
+    def records(self, i: int, steps: int) -> dict[str, torch.Tensor]:
+        rows = self.hist[i, :steps // self.every].float().cpu()
+        return {name: rows[:, k].clone() for k, name in enumerate(RECORDS)}
+
+
+def stacked_kernel(model: nn.Module, momentum: float = 0.0, weight_decay: float = 0.0) -> bool:
+    """Whether ``model`` trains through the stacked FCN kernel: a bias-free :class:`FCN` with
+    plain SGD (no momentum, no weight decay). Such a model takes that path alone or batched."""
+    return type(model) is FCN and model.head.bias is None and momentum == 0 and weight_decay == 0
 
 
 def finite_params(model: nn.Module) -> bool:
@@ -93,55 +171,77 @@ class _Monitor:
             return "collapse"
         return "step cap" if at_cap else ""
 
-    def result(self, reason: str, steps: int, loss_hist: torch.Tensor, ratio_hist: torch.Tensor) -> TrainResult:
-        """The run's result after ``steps`` steps; ``*_hist``: its per-step records, shape ``(>= steps,)``."""
+    def result(self, reason: str, steps: int, recorder: _Recorder, i: int) -> TrainResult:
+        """Model ``i``'s result after ``steps`` steps, with its records and snapshots from ``recorder``."""
         return TrainResult(
             steps=steps,
             converged=reason == "converged",
             diverged=reason in ("non-finite", "dead network", "collapse"),
             reason=reason,
             train_acc=self.train_acc,
-            loss=loss_hist[:steps].float().cpu(),
-            bc_loss_ratio=ratio_hist[:steps].float().cpu(),
+            records=recorder.records(i, steps),
+            snapshots=recorder.snapshots[i],
         )
 
 
 def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, max_steps: int = 15000,
-          momentum: float = 0.0, weight_decay: float = 0.0, eval_every: int = 100,
-          collapse_patience: int = 10, seed: int = 0, progress: bool = False) -> TrainResult:
+          momentum: float = 0.0, weight_decay: float = 0.0, eval_every: int = 100, collapse_patience: int = 10,
+          record_every: int = 1, confident_prob: float = 0.9, seed: int = 0, progress: bool = False,
+          snapshot: Snapshot | None = None, snapshot_steps: Sequence[int] = ()) -> TrainResult:
     """Train ``model`` in place with constant-LR SGD on ``data`` (already on the model's device).
 
     Data order: a fresh permutation per epoch drawn from the seed's ``"data_order"`` stream.
     Training accuracy is checked on the full training set every ``eval_every`` steps; the
     run stops at the first check that finds 100% (so ``steps`` has that resolution).
+    Every ``record_every`` steps the :data:`RECORDS` of the minibatch are kept; at each of
+    ``snapshot_steps`` the run reaches, ``snapshot(model)`` is kept too.
+    A model for which :func:`stacked_kernel` holds is trained by :func:`train_batched` as a
+    stack of one, so that it gets the same numbers alone as in any batch.
     """
+    settings = dict(batch_size=batch_size, max_steps=max_steps, eval_every=eval_every,
+                    collapse_patience=collapse_patience, record_every=record_every, confident_prob=confident_prob,
+                    progress=progress, snapshot_steps=snapshot_steps)
+    snapshots = [snapshot] if snapshot else None
+    if stacked_kernel(model, momentum, weight_decay):
+        return train_batched([model], [data], lr=[lr], seed=[seed], snapshot=snapshots, **settings)[0]
+    return _train_torch(model, data, lr=lr, momentum=momentum, weight_decay=weight_decay, seed=seed,
+                        snapshot=snapshots, **settings)
+
+
+def _train_torch(model: nn.Module, data: Split, *, lr: float, batch_size: int, max_steps: int, momentum: float,
+                 weight_decay: float, eval_every: int, collapse_patience: int, record_every: int,
+                 confident_prob: float, seed: int, progress: bool, snapshot: Sequence[Snapshot] | None,
+                 snapshot_steps: Sequence[int]) -> TrainResult:
+    """``train`` with autograd and ``torch.optim.SGD``, for any model (the reference the stacked kernel is tested against)."""
     device = data.x.device
     n = len(data)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     g = generator(seed, "data_order", device)
-    loss_hist = torch.zeros(max_steps, device=device)
-    ratio_hist = torch.zeros(max_steps, device=device)
+    recorder = _Recorder(1, max_steps, record_every, confident_prob, device, snapshot, snapshot_steps)
     monitor = _Monitor(data, collapse_patience)
+    row = torch.zeros(1, dtype=torch.long, device=device)
     reason = ""
     step = 0
     bar = tqdm(total=max_steps, desc=f"lr={lr:g}", unit="step", leave=False, disable=not progress)
     model.train()
+    recorder.snap(0, [model], [0])
     while not reason:
         perm = torch.randperm(n, device=device, generator=g)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = perm[start:start + batch_size]
-            losses = F.cross_entropy(model(data.x[idx]), data.y[idx], reduction="none")
-            loss = losses.mean()
+            logits = model(data.x[idx])
+            losses = F.cross_entropy(logits, data.y[idx], reduction="none")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.mean().backward()
             opt.step()
-            loss_hist[step] = loss.detach()
-            ratio_hist[step] = bc_loss_ratio(losses.detach(), data.conflicting[idx])
             step += 1
+            recorder.add(row, step, losses.detach()[None], logits.detach()[None], data.y[idx][None],
+                         data.conflicting[idx][None], [p.detach()[None] for p in model.parameters()])
+            recorder.snap(step, [model], [0])
             if step % eval_every and step < max_steps:
                 continue
             bar.update(eval_every)
-            finite = bool(torch.isfinite(loss_hist[max(0, step - eval_every):step]).all()) and finite_params(model)
+            finite = bool(recorder.finite(row, step, eval_every)) and finite_params(model)
             acc, alive = 0.0, False
             if finite:
                 feats, logits = predict(model, data.x)
@@ -151,12 +251,12 @@ def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, ma
             if reason:
                 break
     bar.close()
-    return monitor.result(reason, step, loss_hist, ratio_hist)
+    return monitor.result(reason, step, recorder, 0)
 
 
 # One SGD step of A <= M stacked models: (weights, x (A, B, ...), y (A, B), lr / B (A,)) -> per-sample
-# losses (A, B). It updates the weights (a list of (A, *shape) tensors) in place.
-Step = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# losses (A, B) and logits (A, B, K). It updates the weights (a list of (A, *shape) tensors) in place.
+Step = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 # Forward pass of M stacked models: (weights, x (M, N, ...)) -> (features (M, N, d), logits (M, N, K)).
 Forward = Callable[[list[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -197,9 +297,11 @@ class _StackedFcn:
         *_, feats, logits = self._activations(weights, x, "forward")
         return feats, logits
 
-    def step(self, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def step(self, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+             scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """weights: hidden layers then head, each ``(A, out, in)``; x ``(A, B, ...)``; y ``(A, B)``;
-        scale: each model's lr / B, ``(A,)``. Returns the per-sample losses ``(A, B)``."""
+        scale: each model's lr / B, ``(A,)``. Returns the per-sample losses ``(A, B)`` and the
+        logits ``(A, B, K)`` (valid until the next call)."""
         *acts, logits = self._activations(weights, x, "step")
         logp = logits.log_softmax(-1)
         target = y.unsqueeze(-1)
@@ -214,7 +316,7 @@ class _StackedFcn:
                 torch.ops.aten.threshold_backward.grad_input(below, acts[layer], 0, grad_input=below)
             w.baddbmm_(delta.transpose(1, 2), acts[layer], alpha=-1.0)
             delta = below
-        return losses
+        return losses, logits
 
 
 class _FeaturesAndLogits(nn.Module):
@@ -235,14 +337,15 @@ def _autograd_path(model: nn.Module) -> tuple[Step, Forward]:
     names = [name for name, _ in template.named_parameters()]
     forward = vmap(lambda params, x: functional_call(template, dict(zip(names, params)), (x,)))
 
-    def step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def step(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+             scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         params = [w.detach().requires_grad_() for w in weights]
         logits = forward(params, x)[1]
         losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(y)
         grads = torch.autograd.grad((losses * scale[:, None]).sum(), params)  # already times lr / B
         for w, grad in zip(weights, grads):
             w.sub_(grad)
-        return losses.detach()
+        return losses.detach(), logits.detach()
 
     return step, forward
 
@@ -255,7 +358,9 @@ def _stacked_stats(forward: Forward, weights: list[torch.Tensor], xs: torch.Tens
     training set ``xs[src[i]]`` (xs ``(K, n, ...)``, src ``(A,)``)."""
     n, a = xs.shape[1], len(src)
     widest = max(xs[0, 0].numel(), max(w.shape[1] for w in weights))
-    chunk = max(1, 2**22 // (a * widest))  # keeps each activation tensor near 16 MB
+    # near 16 MB activations for a stack of 24; the chunk does not depend on the stack's size, so
+    # neither do the numbers
+    chunk = max(1, 2**22 // (24 * widest))
     correct = torch.zeros(a, device=xs.device)
     alive = torch.zeros(a, dtype=torch.bool, device=xs.device)
     for start in range(0, n, chunk):
@@ -274,15 +379,18 @@ def _bind(model: nn.Module, weights: list[torch.Tensor], i: int) -> None:
 
 def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Sequence[float], seed: Sequence[int],
                   batch_size: int = 100, max_steps: int = 15000, eval_every: int = 100, collapse_patience: int = 10,
-                  progress: bool = False) -> list[TrainResult]:
+                  record_every: int = 1, confident_prob: float = 0.9, progress: bool = False,
+                  snapshot: Sequence[Snapshot] | None = None, snapshot_steps: Sequence[int] = ()) -> list[TrainResult]:
     """Train M models of one buffer-free architecture at once, each exactly as ``train`` would.
 
     Model i is trained in place with plain SGD (no momentum or weight decay: runs that need
     them go through ``train``) at ``lr[i]`` on ``data[i]``, in the data order of ``seed[i]``,
-    and stops on its own by ``train``'s rules; it then leaves the stack (the others go on,
-    and get faster) with its weights and records as of that step. ``data[i]`` are on one
-    device, with equal sizes and shapes; models that share a Split share its memory.
-    Results agree with ``train``'s to float rounding (batched matmuls sum in another order).
+    and stops on its own by ``train``'s rules (``snapshot[i]`` is model i's, see ``train``); it then leaves the stack (the others go on,
+    and get faster) with its weights, records and snapshots as of that step. ``data[i]`` are
+    on one device, with equal sizes and shapes; models that share a Split share its memory.
+    Bias-free FCNs (the stacked kernel) get exactly the numbers ``train`` gives them; other
+    models (``vmap`` over their own code) agree with ``train`` to float rounding only, and
+    their numbers depend on their batch-mates (a grouped convolution sums in another order).
     """
     m = len(models)
     if not (len(data) == len(lr) == len(seed) == m):
@@ -301,9 +409,8 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
     tables = [t.flatten(0, 1) for t in (xs, ys, torch.stack([d.conflicting for d in distinct]))]
     batch_bufs = [t.new_empty(m * batch_size, *t.shape[1:]) for t in tables]
 
-    plain_fcn = type(models[0]) is FCN and models[0].head.bias is None
     weights = [torch.stack([p.detach() for p in ps]) for ps in zip(*(model.parameters() for model in models))]
-    if plain_fcn:
+    if stacked_kernel(models[0]):
         fcn = _StackedFcn()
         step_fn, forward = fcn.step, fcn.forward
     else:
@@ -314,14 +421,14 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
     gens = [generator(s, "data_order", device) for s in seed]
     lr_over_b = torch.tensor(lr, device=device, dtype=torch.float32) / batch_size
     monitors = [_Monitor(d, collapse_patience) for d in data]
-    loss_hist = torch.zeros(m, max_steps, device=device)
-    ratio_hist = torch.zeros(m, max_steps, device=device)
+    recorder = _Recorder(m, max_steps, record_every, confident_prob, device, snapshot, snapshot_steps)
     results: list[TrainResult | None] = [None] * m
     active = list(range(m))  # the models still training, in the order of the stacked weights
     rows = torch.arange(m, device=device)
     steps_per_epoch = n // batch_size
     step = 0
     bar = tqdm(total=max_steps, desc=f"{m} models", unit="step", leave=False, disable=not progress)
+    recorder.snap(0, models, active)
     while active:
         if step % steps_per_epoch == 0:
             perms = torch.stack([torch.randperm(n, device=device, generator=gens[i]) for i in active])
@@ -329,21 +436,21 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Seq
         flat = (which[rows, None] * n + perms[:, start:start + batch_size]).view(-1)  # (A B,) rows of the tables
         x, y, conflicting = (torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), batch_size, *t.shape[1:])
                              for t, buf in zip(tables, batch_bufs))
-        losses = step_fn(weights, x, y, lr_over_b[rows])
-        loss_hist[rows, step] = losses.mean(1)
-        ratio_hist[rows, step] = bc_loss_ratio(losses, conflicting)
+        losses, logits = step_fn(weights, x, y, lr_over_b[rows])
         step += 1
+        recorder.add(rows, step, losses, logits, y, conflicting, weights)
+        recorder.snap(step, models, active)
         if step % eval_every and step < max_steps:
             continue
         bar.update(eval_every)
-        finite = torch.isfinite(loss_hist[rows, max(0, step - eval_every):step]).all(1)
+        finite = recorder.finite(rows, step, eval_every)
         for w in weights:
             finite &= torch.isfinite(w.flatten(1)).all(1)
         accs, alive = _stacked_stats(forward, weights, xs, ys, which[rows])
         for i, ok, acc, on in zip(active, finite.tolist(), accs, alive):
             reason = monitors[i].check(ok, acc, on, at_cap=step >= max_steps)
             if reason:
-                results[i] = monitors[i].result(reason, step, loss_hist[i], ratio_hist[i])
+                results[i] = monitors[i].result(reason, step, recorder, i)
                 for p in models[i].parameters():
                     p.data = p.data.clone()  # off the stack, which moves on without this model
         keep = [j for j, i in enumerate(active) if results[i] is None]

@@ -1,5 +1,6 @@
-"""Batched training: each model of ``train_batched`` follows its own ``train`` run, and a
-sweep gives the same results with and without batching (and resumes the same way)."""
+"""Batched training: each model of ``train_batched`` follows its own ``train`` run (bit for bit
+through the stacked kernel), the kernel agrees with autograd and torch.optim, and a sweep gives
+the same numbers with and without batching, whatever the batch-mates (and resumes the same way)."""
 import pytest
 import torch
 import xarray as xr
@@ -7,7 +8,7 @@ import xarray as xr
 from lrsc import config, store, sweep
 from lrsc.datasets import Split
 from lrsc.models import build
-from lrsc.train import train, train_batched
+from lrsc.train import RECORDS, _train_torch, train, train_batched
 
 TRAIN = {"batch_size": 100, "max_steps": 600, "eval_every": 50}
 # lr 0.05 hits the step cap, 0.3 and 1.0 converge at different steps, 1e4 diverges at the first check
@@ -19,31 +20,37 @@ def _run(seed: int, lr: float, model_params: dict) -> dict:
                                           "model_params": model_params, "train": {**TRAIN, "lr": lr}})
 
 
-def _assert_same(single, batched, model_single, model_batched):
+def _assert_same(single, batched, model_single, model_batched, exact: bool = False):
     assert (batched.steps, batched.reason, batched.converged, batched.diverged, batched.train_acc) == \
            (single.steps, single.reason, single.converged, single.diverged, single.train_acc)
-    torch.testing.assert_close(batched.loss, single.loss, rtol=1e-3, atol=1e-4, equal_nan=True)
-    torch.testing.assert_close(batched.bc_loss_ratio, single.bc_loss_ratio, rtol=1e-3, atol=1e-4, equal_nan=True)
+    # batched matmuls round differently, and 600 SGD steps grow that to about 1e-4
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-3, "atol": 1e-3}
+    for k in RECORDS:
+        torch.testing.assert_close(batched.records[k], single.records[k], equal_nan=True, **tol)
     for p, q in zip(model_batched.parameters(), model_single.parameters()):
-        # batched matmuls round differently, and 600 SGD steps grow that to about 1e-4
-        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-3, equal_nan=True)
+        torch.testing.assert_close(p, q, equal_nan=True, **tol)
 
 
-# bias=False takes the hand-written FCN step, bias=True the generic vmap + autograd step
+# bias=False takes the stacked FCN kernel, bias=True the generic vmap + autograd step
 @pytest.mark.parametrize("bias", [False, True])
 def test_each_fcn_follows_its_single_run(bias):
     runs = [_run(seed, lr, {"bias": bias}) for seed, lr in zip(SEEDS, LRS)]
     data = [sweep.load_data(run, torch.device("cpu"))[0] for run in runs]  # one training set per seed
-    singles, batched = [], []
+    singles, references, batched = [], [], []
     for run, d in zip(runs, data):
         model = sweep.init_model(run, d)
         singles.append((train(model, d, seed=run["seed"], **run["train"]), model))
+        reference = sweep.init_model(run, d)  # autograd and torch.optim.SGD, whatever the model
+        references.append((_train_torch(reference, d, seed=run["seed"], snapshot=None, snapshot_steps=(),
+                                         progress=False, **run["train"]), reference))
         batched.append(sweep.init_model(run, d))
     results = train_batched(batched, data, lr=LRS, seed=SEEDS, **TRAIN)
     assert [r.reason for r in results] == ["step cap", "converged", "converged", "non-finite"]
     assert results[1].steps != results[2].steps
-    for (single, model), result, model_batched in zip(singles, results, batched):
-        _assert_same(single, result, model, model_batched)
+    for (single, model), (reference, ref_model), result, model_batched in zip(singles, references, results, batched):
+        _assert_same(single, result, model, model_batched, exact=not bias)  # the kernel alone or in a stack
+        if result.reason != "non-finite":
+            _assert_same(reference, result, ref_model, model_batched)
 
 
 def test_each_cnn_follows_its_single_run():
@@ -77,22 +84,30 @@ def test_batches_group_only_lr_and_seed():
     assert all(len(g) == 1 for g in sweep.batches(runs, 1))
     with_momentum = config.load({"train": {"momentum": 0.9}, "grid": {"lr": [0.1, 0.3]}})
     assert [len(g) for g in sweep.batches(sweep.expand(with_momentum), 32)] == [1, 1]
+    with_bias = config.load({"model_params": {"bias": True}, "grid": {"lr": [0.1, 0.3]}})
+    assert [len(g) for g in sweep.batches(sweep.expand(with_bias), 32)] == [1, 1]  # not the stacked kernel
 
 
-def test_sweep_same_with_and_without_batching(tmp_path, tiny_parity, monkeypatch):
-    # LRs whose runs converge within 240 steps, at different steps; a run that wanders for
-    # hundreds of steps without converging grows rounding differences to about 1e-3
-    tiny_parity["grid"]["lr"] = [0.5, 1.0, 3.0]
+def test_sweep_same_with_and_without_batching_and_any_batch_mates(tmp_path, tiny_parity, monkeypatch):
+    # one LR wanders for hundreds of steps without converging: it once grew rounding gaps to 1e-3
+    tiny_parity["grid"]["lr"] = [0.05, 0.5, 1.0, 3.0]
     calls = []
     real = sweep.train_batched
     monkeypatch.setattr(sweep, "train_batched", lambda nets, *a, **k: calls.append(len(nets)) or real(nets, *a, **k))
     batched = sweep.run_sweep(tiny_parity, tmp_path / "batched", device="cpu", progress=False)
-    assert calls == [6]
+    assert calls == [8]
     alone = sweep.run_sweep(tiny_parity, tmp_path / "alone", device="cpu", progress=False, models_at_once=1)
-    assert calls == [6]
-    assert (batched.reason.values == alone.reason.values).all()
-    names = [v for v in store.DEFINITIONS if v != "reason"]
-    xr.testing.assert_allclose(batched[names], alone[names], rtol=1e-3, atol=1e-4)
+    assert calls == [8]
+    xr.testing.assert_identical(batched, alone)
+    # another grid: the LR-1.0 runs share their batch with other runs, and with two threads
+    tiny_parity["grid"]["lr"] = [1.0, 2.0]
+    torch.set_num_threads(2)
+    sweep.run_sweep(tiny_parity, tmp_path / "other", device="cpu", progress=False)
+    shared = [sweep.run_hash(run) for run in sweep.expand(config.load(tiny_parity)) if run["train"]["lr"] == 1.0]
+    for h in shared:
+        ours, theirs = (store.load(store.run_path(tmp_path / d, h)) for d in ("batched", "other"))
+        assert ours.attrs["threads"] == 1 and theirs.attrs["threads"] == 2
+        xr.testing.assert_equal(ours, theirs)  # every number, bit for bit
 
 
 def test_interrupted_batched_sweep_resumes(tmp_path, tiny_parity, monkeypatch):

@@ -18,7 +18,7 @@ import yaml
 
 from lrsc import config, engines, store, sweep
 from lrsc.cli import main
-from lrsc.errors import ConfigError
+from lrsc.errors import ConfigError, RunsFailed
 
 from conftest import TINY_PARITY
 
@@ -119,7 +119,9 @@ class LosesSeedOne(engines.InProcess):
 def test_retries_are_bounded_then_the_unit_fails(tmp_path, tiny_parity, monkeypatch):
     monkeypatch.setattr(engines, "make_executor", lambda *a, **k: LosesSeedOne())
     tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
-    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, retries=2)
+    with pytest.raises(RunsFailed, match=r"1 of 2 runs failed; the first \(\w+\): ConnectionError: worker lost"):
+        sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, retries=2)
+    ds = store.load(tmp_path / "results.nc")
     assert LosesSeedOne.submitted == [0, 1, 1, 1]  # the lost unit: its first try and two retries
     assert ds.status.values.tolist() == [["done", "failed"]]
     failed = _records(tmp_path)[sweep.run_hash(sweep.expand(config.load(tiny_parity))[1])]
@@ -127,18 +129,26 @@ def test_retries_are_bounded_then_the_unit_fails(tmp_path, tiny_parity, monkeypa
 
 
 def test_failing_run_is_recorded_and_the_others_complete(tmp_path, tiny_parity, monkeypatch, capsys):
-    # n_train=20 < batch_size=50 passes the config checks and fails when the run loads its data
-    tiny_parity["grid"] = {"dataset_params.n_train": [300, 20], "lr": [1.0], "seed": [0, 1]}
-    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)
+    real = sweep.load_data
+
+    def broken_for_200(run, dev):
+        if run["dataset_params"]["n_train"] == 200:
+            raise ValueError("broken data")
+        return real(run, dev)
+
+    monkeypatch.setattr(sweep, "load_data", broken_for_200)
+    tiny_parity["grid"] = {"dataset_params.n_train": [300, 200], "lr": [1.0], "seed": [0, 1]}
+    with pytest.raises(RunsFailed, match="2 of 4 runs failed; the first .*: ValueError: broken data"):
+        sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)
+    ds = store.load(tmp_path / "results.nc")  # written all the same: the failures are NaN with a status
     assert ds.status.values.tolist() == [[["done", "done"]], [["failed", "failed"]]]
-    assert np.isnan(ds.test_acc.sel(n_train=20)).all() and np.isfinite(ds.test_acc.sel(n_train=300)).all()
-    assert (ds.reason.sel(n_train=20) == "failed").all() and not ds.converged.sel(n_train=20).any()
-    assert (tmp_path / "results.nc").exists()
+    assert np.isnan(ds.test_acc.sel(n_train=200)).all() and np.isfinite(ds.test_acc.sel(n_train=300)).all()
+    assert (ds.reason.sel(n_train=200) == "failed").all() and not ds.converged.sel(n_train=200).any()
 
     assert main(["status", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
     assert "done           2" in shown and "failed         2" in shown and "pending        0" in shown
-    assert "n_train=20 lr=1.0 seed=1  lrsc.errors.ConfigError: train.batch_size=50 exceeds the 20" in shown
+    assert "n_train=200 lr=1.0 seed=1  ValueError: broken data" in shown
 
     (tmp_path / "results.nc").unlink()
     assert main(["collect", str(tmp_path)]) == 0
@@ -159,7 +169,9 @@ def test_failing_run_in_a_batch_leaves_the_others(tmp_path, tiny_parity, monkeyp
     monkeypatch.setattr(sweep, "run_batch", broken_batch)
     monkeypatch.setattr(sweep, "run_one", seed_one_fails)
     tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
-    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)  # one unit of two runs
+    with pytest.raises(RunsFailed, match="ValueError: bad seed"):
+        sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)  # one unit of two runs
+    ds = store.load(tmp_path / "results.nc")
     assert ds.status.values.tolist() == [["done", "failed"]]
     records = sorted(_records(tmp_path).values(), key=lambda r: r["status"])
     assert [r["status"] for r in records] == ["done", "failed"] and "ValueError: bad seed" in records[1]["error"]
@@ -173,7 +185,7 @@ def test_any_parameter_is_an_axis(tmp_path, tiny_parity):
     assert list(ds.test_acc.dims) == ["dataset", "model", "width", "batch_size", "seed"]
     assert list(ds.loss.dims) == ["dataset", "model", "width", "batch_size", "seed", "step"]
     assert ds.width.values.tolist() == [16, 32] and ds.batch_size.values.tolist() == [50, 100]
-    assert ds.dataset.values.tolist() == ["parity"] and "status" not in ds
+    assert ds.dataset.values.tolist() == ["parity"] and (ds.status == "done").all()
     configs = [json.loads(store.load(p).attrs["config"]) for p in (tmp_path / "runs").glob("*.nc")]
     assert sorted((c["model_params"]["width"], c["train"]["batch_size"]) for c in configs) == \
            [(16, 50), (16, 100), (32, 50), (32, 100)]

@@ -10,8 +10,10 @@ import yaml
 from lrsc import store, sweep
 from lrsc.cli import main
 
-VARIABLES = ["test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity", "attr_core",
-             "attr_spurious", "attr_noise", "max_bc_loss_ratio", "train_acc", "steps", "converged", "diverged"]
+VARIABLES = ["test_acc", "worst_group_acc", "prunability", "prune_curve", "act_comp", "act_sparsity", "class_sep",
+             "csi", "bsi", "csi_shuffled", "attr_core", "attr_spurious", "attr_noise", "attr_entropy",
+             "max_bc_loss_ratio", "train_acc", "steps", "converged", "diverged", "loss", "bc_loss_ratio", "bc_loss",
+             "ba_loss", "confident_bc", "logit_norm", "param_norm", "status"]
 
 
 def _write(tmp_path: Path, cfg: dict) -> Path:
@@ -27,8 +29,12 @@ def test_cli_sweep_end_to_end(tmp_path, tiny_parity):
                            "--set", "grid.seed=[0]", "--device", "cpu"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     ds = store.load(out / "results.nc")
-    assert dict(ds.sizes) == {"lr": 2, "seed": 1, "step": ds.sizes["step"]}
-    assert all(v in ds for v in VARIABLES)
+    assert dict(ds.sizes) == {"lr": 2, "seed": 1, "step": ds.sizes["step"], "prune_fraction": 2, "snapshot": 0,
+                              "neuron": 0}
+    assert all(v in ds for v in VARIABLES) and (ds.status == "done").all()
+    assert ds.prune_fraction.values.tolist() == [0.2, 0.5] and ds.step.values[0] == 1
+    assert ds.prunability.equals(ds.prune_curve.mean("prune_fraction").astype(ds.prunability.dtype))
+    assert all(ds[v].attrs["description"] for v in VARIABLES if v != "status")
     assert ds.lr.values.tolist() == [0.3, 1.0] and ds.seed.values.tolist() == [0]
     assert "lrsc_version" in ds.attrs and "test_acc" in ds.attrs["definitions"]
     assert yaml.safe_load(ds.attrs["config"])["grid"]["seed"] == [0]

@@ -1,9 +1,12 @@
 """Datasets with spurious correlations, built by name.
 
 ``build("parity", seed=0, rho=0.05)`` returns ``(train, test)``, two :class:`Split`
-objects. Every builder is registered with :func:`register`; its keyword arguments,
-their types and defaults are its parameters (``params_of(name)`` lists them), so an
-unknown or mistyped parameter is caught before anything runs.
+objects. Every builder is registered with :func:`register` together with its check;
+the builder's keyword arguments, their types and defaults are its parameters
+(``params_of(name)`` lists them). ``check(name, params)`` validates them without
+building anything (types, ranges, sizes against the source data, the data root and its
+layout) and says what the dataset will hold (:class:`Info`), so a sweep can refuse a
+bad grid before any run starts.
 """
 from __future__ import annotations
 
@@ -60,15 +63,28 @@ class Split:
         )
 
 
+@dataclass(frozen=True)
+class Info:
+    """What a dataset will hold, known before it is built: the training-set size, the shape
+    of one input (no batch dim) and the number of classes."""
+
+    n_train: int
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
 Builder = Callable[..., "tuple[Split, Split]"]
-_REGISTRY: dict[str, Builder] = {}
+# check(params) -> Info: params are the builder's keyword arguments (defaults filled in, no
+# seed); raises ConfigError naming the bad parameter and how to fix it.
+Check = Callable[[dict], Info]
+_REGISTRY: dict[str, tuple[Builder, Check]] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Class-free registry decorator: ``@register("parity")`` above a builder."""
+def register(name: str, check: Check) -> Callable[[Builder], Builder]:
+    """Class-free registry decorator: ``@register("parity", check=_check)`` above a builder."""
 
     def add(fn: Builder) -> Builder:
-        _REGISTRY[name] = fn
+        _REGISTRY[name] = (fn, check)
         return fn
 
     return add
@@ -78,7 +94,7 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _builder(name: str) -> Builder:
+def _entry(name: str) -> tuple[Builder, Check]:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(names())}")
     return _REGISTRY[name]
@@ -86,19 +102,35 @@ def _builder(name: str) -> Builder:
 
 def params_of(name: str) -> dict[str, inspect.Parameter]:
     """The tunable parameters of dataset ``name`` (all but ``seed``), by name."""
-    sig = inspect.signature(_builder(name))
+    sig = inspect.signature(_entry(name)[0])
     return {k: p for k, p in sig.parameters.items() if k != "seed"}
 
 
-def build(name: str, seed: int = 0, **params) -> tuple[Split, Split]:
-    """Build dataset ``name`` with ``params``; returns ``(train, test)`` on the CPU.
+def check(name: str, params: dict) -> Info:
+    """Validate ``params`` of dataset ``name`` without building it; returns what it will hold.
 
-    The test split is unbiased: ``b`` is drawn independently of ``y``.
+    Raises ConfigError for an unknown name or parameter, a value of the wrong type or out of
+    range, a size the source data cannot provide, or a data root without the source files.
     """
     from lrsc.config import check_params
 
-    check_params(f"dataset {name!r}", params, params_of(name))
-    return _builder(name)(seed=seed, **params)
+    spec = params_of(name)
+    check_params(f"dataset {name!r}", params, spec)
+    return _entry(name)[1]({**{k: p.default for k, p in spec.items()}, **params})
+
+
+def build(name: str, seed: int = 0, **params) -> tuple[Split, Split]:
+    """Build dataset ``name`` with ``params`` (checked first); returns ``(train, test)`` on the CPU.
+
+    The test split is unbiased: ``b`` is drawn independently of ``y``.
+    """
+    check(name, params)
+    return _entry(name)[0](seed=seed, **params)
+
+
+def check_rho(name: str, rho: float) -> None:
+    if not 0 <= rho <= 1:
+        raise ConfigError(f"{name}: dataset_params.rho must lie in [0, 1] (a fraction of the training set), got {rho}")
 
 
 def conflicting_mask(n: int, rho: float, g: torch.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import cached_arrays, check_common, labelled_parts, load_mnist, to_splits
+from lrsc.datasets.images import cached_arrays, image_check, labelled_parts, load_mnist, to_splits
 from lrsc.errors import ConfigError
 
 # LfF's mean colours (data/resource/colors.th), RGB in [0, 1], indexed by bias label.
@@ -31,7 +31,12 @@ def colorize(grey: torch.Tensor, b: torch.Tensor, color_std: float, g: torch.Gen
     return (color[:, :, None, None] * grey[:, None].float()).round_().to(torch.uint8)
 
 
-@register("colored_mnist")
+def _check_color(p: dict) -> None:
+    if p["color_std"] < 0:
+        raise ConfigError(f"colored_mnist: dataset_params.color_std must be >= 0, got {p['color_std']}")
+
+
+@register("colored_mnist", check=image_check("colored_mnist", ("mnist",), (3, 28, 28), _check_color))
 def colored_mnist(*, seed: int = 0, rho: float = 0.01, color_std: float = 0.005, n_train: int | None = None,
                   n_test: int | None = None, data_root: str = "") -> tuple[Split, Split]:
     """Colored MNIST: images float32 in [0, 1], shape ``(n, 3, 28, 28)``; 10 classes, 10 colours.
@@ -43,10 +48,6 @@ def colored_mnist(*, seed: int = 0, rho: float = 0.01, color_std: float = 0.005,
     (empty: ``$LRSC_DATA``, else the user cache directory).
     The test set is unbiased: ``b`` is uniform and independent of ``y``.
     """
-    check_common("colored_mnist", rho, n_train, n_test)
-    if color_std < 0:
-        raise ConfigError(f"colored_mnist: color_std must be >= 0, got {color_std}")
-
     make = labelled_parts("colored_mnist", load_mnist, rho, n_train, n_test,
                           lambda grey, b, g, root, train: colorize(grey, b, color_std, g))
 

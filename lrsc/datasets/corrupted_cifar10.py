@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import cached_arrays, check_common, labelled_parts, load_cifar10, to_splits
+from lrsc.datasets.images import cached_arrays, image_check, labelled_parts, load_cifar10, to_splits
 from lrsc.errors import ConfigError
 
 SIZE = 32
@@ -262,7 +262,13 @@ def corrupt(images: torch.Tensor, b: torch.Tensor, severity: int, g: torch.Gener
     return out
 
 
-@register("corrupted_cifar10")
+def _check_severity(p: dict) -> None:
+    if p["severity"] not in range(1, 6):
+        raise ConfigError(f"corrupted_cifar10: dataset_params.severity must be an integer from 1 to 5, "
+                          f"got {p['severity']!r}")
+
+
+@register("corrupted_cifar10", check=image_check("corrupted_cifar10", ("cifar10",), (3, SIZE, SIZE), _check_severity))
 def corrupted_cifar10(*, seed: int = 0, rho: float = 0.05, severity: int = 5, n_train: int | None = None,
                       n_test: int | None = None, data_root: str = "") -> tuple[Split, Split]:
     """Corrupted CIFAR-10: images float32 in [0, 1], shape ``(n, 3, 32, 32)``; 10 classes,
@@ -277,10 +283,6 @@ def corrupted_cifar10(*, seed: int = 0, rho: float = 0.05, severity: int = 5, n_
     (empty: ``$LRSC_DATA``, else the user cache directory).
     The test set is unbiased: ``b`` is uniform and independent of ``y``.
     """
-    check_common("corrupted_cifar10", rho, n_train, n_test)
-    if severity not in range(1, 6):
-        raise ConfigError(f"corrupted_cifar10: severity must be an integer from 1 to 5, got {severity!r}")
-
     make = labelled_parts("corrupted_cifar10", load_cifar10, rho, n_train, n_test,
                           lambda images, b, g, root, train: corrupt(images, b, severity, g))
 

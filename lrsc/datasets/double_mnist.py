@@ -13,13 +13,19 @@ from pathlib import Path
 import torch
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import cached_arrays, check_common, draw_of_class, halves, labelled_parts, load_mnist, to_splits
+from lrsc.datasets.images import cached_arrays, draw_of_class, halves, image_check, labelled_parts, load_mnist, to_splits
 from lrsc.errors import ConfigError
 
 INPUT_SHAPE = (3, 28, 56)
 
 
-@register("double_mnist")
+def _check_brightness(p: dict) -> None:
+    if p["brightness_ratio"] < 1:
+        raise ConfigError(f"double_mnist: dataset_params.brightness_ratio must be >= 1 (the bias digit is the "
+                          f"brighter one), got {p['brightness_ratio']}")
+
+
+@register("double_mnist", check=image_check("double_mnist", ("mnist",), INPUT_SHAPE, _check_brightness))
 def double_mnist(*, seed: int = 0, rho: float = 0.01, brightness_ratio: float = 2.0, n_train: int | None = None,
                  n_test: int | None = None, data_root: str = "") -> tuple[Split, Split]:
     """Double MNIST: images float32 in [0, 1], shape ``(n, 3, 28, 56)``; 10 classes.
@@ -32,11 +38,6 @@ def double_mnist(*, seed: int = 0, rho: float = 0.01, brightness_ratio: float = 
     ``regions``: ``core`` is the left half (columns 0-27), ``spurious`` the right half.
     The test set is unbiased: ``b`` is uniform and independent of ``y``.
     """
-    check_common("double_mnist", rho, n_train, n_test)
-    if brightness_ratio < 1:
-        raise ConfigError(f"double_mnist: brightness_ratio must be >= 1 (the bias digit is the brighter one), "
-                          f"got {brightness_ratio}")
-
     def compose(left: torch.Tensor, b: torch.Tensor, g: torch.Generator, root: Path, train: bool) -> torch.Tensor:
         digits, labels = load_mnist(root, train)
         right = digits[draw_of_class(labels, b, g)]

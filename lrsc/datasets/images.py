@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lrsc.datasets import Split, biased_bias
+from lrsc.datasets import Info, Split, biased_bias, check_rho
 from lrsc.errors import ConfigError
 from lrsc.seeding import generator
 
@@ -61,23 +61,44 @@ def _missing(root: Path, what: str, layout: str, err: Exception) -> ConfigError:
     )
 
 
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+
+
+def ensure_mnist(root: Path) -> None:
+    """Make sure ``root/MNIST/raw`` holds MNIST: download it with torchvision when missing,
+    else raise a ConfigError that names the folder and the files it needs."""
+    if all((root / "MNIST" / "raw" / f).is_file() for f in MNIST_FILES):
+        return
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(str(root), train=train, download=True)
+    except Exception as err:  # any network or file error means the same to the user
+        raise _missing(root, "MNIST", "MNIST/raw/" + ", ".join(MNIST_FILES), err) from None
+
+
+def ensure_cifar10(root: Path) -> None:
+    """Make sure ``root/cifar-10-batches-py`` holds CIFAR-10's python batches: download them
+    with torchvision when missing, else raise a ConfigError naming the folder and files."""
+    if all((root / "cifar-10-batches-py" / f).is_file() for f in CIFAR10_FILES):
+        return
+    from torchvision.datasets import CIFAR10
+
+    try:
+        CIFAR10(str(root), train=True, download=True)
+    except Exception as err:  # any network or file error means the same to the user
+        raise _missing(root, "CIFAR-10", "cifar-10-batches-py/data_batch_1..5, test_batch", err) from None
+
+
 def load_mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST images, uint8 ``(n, 28, 28)``, and labels, int64 ``(n,)``."""
     from torchvision.datasets import MNIST
 
-    try:
-        ds = MNIST(str(root), train=train, download=False)
-    except RuntimeError:
-        try:
-            ds = MNIST(str(root), train=train, download=True)
-        except Exception as err:  # any network or file error means the same to the user
-            raise _missing(root, "MNIST", "MNIST/raw/train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                           "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte", err) from None
+    ensure_mnist(root)
+    ds = MNIST(str(root), train=train, download=False)
     return ds.data, ds.targets.long()
-
-
-def _cifar_files(train: bool) -> list[str]:
-    return [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
 
 
 def load_cifar10(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,18 +109,11 @@ def load_cifar10(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     they are checked by shape and label counts instead. A test batch with fewer than
     10000 images is accepted (``shared/data`` holds the first 1000).
     """
+    ensure_cifar10(root)
     folder = root / "cifar-10-batches-py"
-    files = [folder / name for name in _cifar_files(train)]
-    if not all(f.exists() for f in files):
-        from torchvision.datasets import CIFAR10
-
-        try:
-            CIFAR10(str(root), train=train, download=True)
-        except Exception as err:  # any network or file error means the same to the user
-            raise _missing(root, "CIFAR-10", "cifar-10-batches-py/data_batch_1..5, test_batch", err) from None
     xs, ys = [], []
-    for f in files:
-        with open(f, "rb") as fh:
+    for name in CIFAR10_FILES[:-1] if train else CIFAR10_FILES[-1:]:
+        with open(folder / name, "rb") as fh:
             batch = pickle.load(fh, encoding="bytes")
         xs.append(np.asarray(batch[b"data"], dtype=np.uint8))
         ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
@@ -115,22 +129,44 @@ def load_cifar10(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x.reshape(-1, 3, 32, 32)), torch.from_numpy(y)
 
 
-def check_common(name: str, rho: float, n_train: int | None, n_test: int | None) -> None:
-    if not 0 <= rho <= 1:
-        raise ConfigError(f"{name}: rho must lie in [0, 1], got rho={rho}")
-    for key, n in (("n_train", n_train), ("n_test", n_test)):
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            raise ConfigError(f"{name}: {key} must be a positive integer or None (the full split), got {n!r}")
+# The raw sources the image datasets draw from: how to make sure one is under a data root,
+# and how many training images it has.
+SOURCES: dict[str, tuple[Callable[[Path], None], int]] = {"mnist": (ensure_mnist, 60000),
+                                                          "cifar10": (ensure_cifar10, 50000)}
 
 
-def subset(n_available: int, n: int | None, g: torch.Generator, name: str, split: str) -> torch.Tensor:
+def image_check(name: str, sources: tuple[str, ...], input_shape: tuple[int, ...],
+                extra: Callable[[dict], None] = lambda p: None) -> Callable[[dict], Info]:
+    """The registry check of an image dataset whose core images come from ``sources[0]`` (and
+    its bias images from the others): rho, the sizes against the core source, ``extra``, and
+    the data root holding every source (downloaded when missing and the network allows)."""
+
+    def check(p: dict) -> Info:
+        check_rho(name, p["rho"])
+        for key in ("n_train", "n_test"):
+            n = p[key]
+            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+                raise ConfigError(f"{name}: dataset_params.{key} must be a positive integer or None (the full split), "
+                                  f"got {n!r}")
+        available = SOURCES[sources[0]][1]
+        if p["n_train"] is not None and p["n_train"] > available:
+            raise ConfigError(f"{name}: dataset_params.n_train={p['n_train']} exceeds the {available} training images "
+                              f"of {sources[0]}; use n_train <= {available}")
+        extra(p)
+        root = resolve_data_root(p["data_root"])
+        for source in sources:
+            SOURCES[source][0](root)
+        return Info(p["n_train"] or available, input_shape, NUM_CLASSES)
+
+    return check
+
+
+def subset(n_available: int, n: int | None, g: torch.Generator) -> torch.Tensor:
     """Indices of ``n`` source images chosen with ``g`` (all of them, shuffled, for None).
 
-    Asking for more training images than exist is an error; a test set that is short
-    (a partial CIFAR-10 test batch) is clipped, and :func:`to_splits` warns about it.
+    A test set that is short (a partial CIFAR-10 test batch) is clipped, and
+    :func:`to_splits` warns about it; training sizes are checked by :func:`image_check`.
     """
-    if split == "train" and n is not None and n > n_available:
-        raise ConfigError(f"{name}: n_train={n} exceeds the {n_available} training images; use n_train <= {n_available}")
     return torch.randperm(n_available, generator=g)[: n_available if n is None else min(n, n_available)]
 
 
@@ -204,7 +240,7 @@ def labelled_parts(name: str, load: Callable[[Path, bool], tuple[torch.Tensor, t
         for part, n in (("train", n_train), ("test", n_test)):
             train = part == "train"
             images, labels = load(root, train)
-            idx = subset(len(labels), n, g, name, part)
+            idx = subset(len(labels), n, g)
             y = labels[idx]
             b = biased_bias(y, NUM_CLASSES, rho, g) if train else unbiased_bias(len(y), g)
             arrays.update({f"x_{part}": compose(images[idx], b, g, root, train),

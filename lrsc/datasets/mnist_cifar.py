@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import (cached_arrays, check_common, draw_of_class, halves, labelled_parts, load_cifar10,
+from lrsc.datasets.images import (cached_arrays, draw_of_class, halves, image_check, labelled_parts, load_cifar10,
                                   load_mnist, to_splits)
 
 INPUT_SHAPE = (3, 64, 32)
 
 
-@register("mnist_cifar")
+@register("mnist_cifar", check=image_check("mnist_cifar", ("cifar10", "mnist"), INPUT_SHAPE))
 def mnist_cifar(*, seed: int = 0, rho: float = 0.05, n_train: int | None = None, n_test: int | None = None,
                 data_root: str = "") -> tuple[Split, Split]:
     """MNIST-CIFAR: images float32 in [0, 1], shape ``(n, 3, 64, 32)``; 10 classes.
@@ -34,8 +34,6 @@ def mnist_cifar(*, seed: int = 0, rho: float = 0.05, n_train: int | None = None,
     ``regions``: ``spurious`` is the top half (the digit), ``core`` the bottom half.
     The test set is unbiased: ``b`` is uniform and independent of ``y``.
     """
-    check_common("mnist_cifar", rho, n_train, n_test)
-
     def compose(images: torch.Tensor, b: torch.Tensor, g: torch.Generator, root: Path, train: bool) -> torch.Tensor:
         digits, labels = load_mnist(root, train)
         top = F.pad(digits[draw_of_class(labels, b, g)], (2, 2, 2, 2))[:, None].expand(-1, 3, -1, -1)

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from lrsc.datasets import Split, biased_labels, register, unbiased_labels
+from lrsc.datasets import Info, Split, biased_labels, check_rho, register, unbiased_labels
 from lrsc.errors import ConfigError
 from lrsc.seeding import generator
 
@@ -39,7 +39,17 @@ def render(y: torch.Tensor, b: torch.Tensor, image_size: int, pixel_noise: float
     return img[:, None]
 
 
-@register("moon_star")
+def _check(p: dict) -> Info:
+    if p["image_size"] < 8:
+        raise ConfigError(f"moon_star image_size must be at least 8, got {p['image_size']}")
+    check_rho("moon_star", p["rho"])
+    if p["n_train"] < 1 or p["n_test"] < 1 or p["pixel_noise"] < 0:
+        raise ConfigError(f"moon_star needs n_train, n_test >= 1 and pixel_noise >= 0, "
+                          f"got {p['n_train']}, {p['n_test']}, {p['pixel_noise']}")
+    return Info(p["n_train"], (1, p["image_size"], p["image_size"]), 2)
+
+
+@register("moon_star", check=_check)
 def moon_star(*, seed: int = 0, rho: float = 0.05, image_size: int = 32, pixel_noise: float = 0.05,
               n_train: int = 10000, n_test: int = 10000) -> tuple[Split, Split]:
     """Moon-star images, shape ``(n, 1, image_size, image_size)``, two classes.
@@ -48,12 +58,6 @@ def moon_star(*, seed: int = 0, rho: float = 0.05, image_size: int = 32, pixel_n
     quadrant), exactly ``round(rho * n_train)``. ``pixel_noise``: std of additive
     Gaussian noise, clamped to [0, 1].
     """
-    if image_size < 8:
-        raise ConfigError(f"moon_star image_size must be at least 8, got {image_size}")
-    if not 0 <= rho <= 1:
-        raise ConfigError(f"rho must lie in [0, 1], got rho={rho}")
-    if n_train < 1 or n_test < 1 or pixel_noise < 0:
-        raise ConfigError(f"moon_star needs n_train, n_test >= 1 and pixel_noise >= 0, got {n_train}, {n_test}, {pixel_noise}")
     g = generator(seed, "dataset/moon_star")
     splits = []
     for y, b in (biased_labels(n_train, 2, rho, g), unbiased_labels(n_test, 2, g)):

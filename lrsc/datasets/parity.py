@@ -6,7 +6,7 @@ and the noise bits are uniform. Bits are encoded as ±1 (``encoding="pm1"``) or 
 """
 import torch
 
-from lrsc.datasets import Split, biased_labels, register, unbiased_labels
+from lrsc.datasets import Info, Split, biased_labels, check_rho, register, unbiased_labels
 from lrsc.errors import ConfigError
 from lrsc.seeding import generator
 
@@ -32,7 +32,19 @@ def _sample(y: torch.Tensor, b: torch.Tensor, n_core: int, n_spu: int, n_noise: 
     return 2 * x - 1 if pm1 else x
 
 
-@register("parity")
+def _check(p: dict) -> Info:
+    if not 1 <= p["n_spu"] < p["n_core"]:
+        raise ConfigError(f"parity needs 1 <= n_spu < n_core, got n_spu={p['n_spu']}, n_core={p['n_core']}")
+    if p["n_noise"] < 0 or p["n_train"] < 1 or p["n_test"] < 1:
+        raise ConfigError(f"parity needs n_noise >= 0 and n_train, n_test >= 1, got n_noise={p['n_noise']}, "
+                          f"n_train={p['n_train']}, n_test={p['n_test']}")
+    check_rho("parity", p["rho"])
+    if p["encoding"] not in ("pm1", "01"):
+        raise ConfigError(f"parity encoding must be 'pm1' or '01', got {p['encoding']!r}")
+    return Info(p["n_train"], (p["n_core"] + p["n_spu"] + p["n_noise"],), 2)
+
+
+@register("parity", check=_check)
 def parity(*, seed: int = 0, n_core: int = 5, n_spu: int = 1, n_noise: int = 10, rho: float = 0.05,
            n_train: int = 10000, n_test: int = 10000, encoding: str = "pm1") -> tuple[Split, Split]:
     """Parity data: inputs of shape ``(n, n_core + n_spu + n_noise)``, two classes.
@@ -40,14 +52,6 @@ def parity(*, seed: int = 0, n_core: int = 5, n_spu: int = 1, n_noise: int = 10,
     ``rho``: fraction of bias-conflicting training samples (exactly ``round(rho*n_train)``).
     ``encoding``: ``"pm1"`` (bits as -1/+1) or ``"01"``.
     """
-    if not 1 <= n_spu < n_core:
-        raise ConfigError(f"parity needs 1 <= n_spu < n_core, got n_spu={n_spu}, n_core={n_core}")
-    if n_noise < 0 or n_train < 1 or n_test < 1:
-        raise ConfigError(f"parity sizes must be positive, got n_noise={n_noise}, n_train={n_train}, n_test={n_test}")
-    if not 0 <= rho <= 1:
-        raise ConfigError(f"rho must lie in [0, 1], got rho={rho}")
-    if encoding not in ("pm1", "01"):
-        raise ConfigError(f"parity encoding must be 'pm1' or '01', got {encoding!r}")
     d = n_core + n_spu + n_noise
     regions = {name: torch.zeros(d, dtype=torch.bool) for name in ("core", "spurious", "noise")}
     regions["core"][:n_core] = True
