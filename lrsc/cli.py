@@ -48,13 +48,17 @@ def _status(args: argparse.Namespace) -> None:
         print(f"  {run_hash(run)}  {values}  {record['error'].strip().splitlines()[-1]}")
 
 
-def _collect(args: argparse.Namespace) -> None:
-    from lrsc import store
-    from lrsc.sweep import collect
+def _collect(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
+    from lrsc import store
+    from lrsc.sweep import collect, expand, read_config, set_aside_damaged
+
+    damaged = set_aside_damaged(Path(args.dir), expand(read_config(args.dir)), "run the sweep again to recompute it")
     results = collect(args.dir)
     store.write_atomic(results, f"{args.dir}/results.nc")
     print(f"wrote {args.dir}/results.nc: {dict(results.sizes)}")
+    return 1 if damaged else 0
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -105,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except ConfigError as e:
         print(f"lrsc: error: {e}", file=sys.stderr)
         return 2
     except RunsFailed as e:
         print(f"lrsc: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -282,6 +282,20 @@ def _complete(out: Path, run: dict, missing: list[str], device: str) -> None:
     store.write_atomic(ds, path)
 
 
+def set_aside_damaged(out: Path, runs: list[dict], then: str) -> list[Path]:
+    """Move aside (``runs/<hash>.nc.corrupt``) every stored run file of ``runs`` that cannot be
+    read or whose stored config does not hash to its name, reporting each once (path, reason,
+    ``then``: what happens next); returns their paths."""
+    damaged = []
+    for run in runs:
+        path = store.run_path(out, run_hash(run))
+        problem = store.check_run_file(path, run_hash(run))[0] if path.exists() else None
+        if problem:
+            _notice(f"{path}: {problem}; moved aside to {store.set_aside(path, 'corrupt')}; {then}")
+            damaged.append(path)
+    return damaged
+
+
 def heal(out: Path, runs: list[dict], device: str = "auto") -> None:
     """Make every stored run of ``runs`` in ``out`` trustworthy before the sweep reads it.
 
@@ -291,16 +305,14 @@ def heal(out: Path, runs: list[dict], device: str = "auto") -> None:
     computed from its stored weights; if it lacks training variables (or its weights), its
     file is moved aside (``.stale``) and the run trained again. Nothing is mixed in as NaN.
     """
+    set_aside_damaged(out, runs, "training the run again")
     stale: dict[str, list[str]] = {}
     for run in runs:
         h = run_hash(run)
         path = store.run_path(out, h)
         if not path.exists():
             continue
-        problem, stored = store.check_run_file(path, h)
-        if problem:
-            _notice(f"{path}: {problem}; moved aside to {store.set_aside(path, 'corrupt')} and training the run again")
-            continue
+        stored = set(store.check_run_file(path, h)[1])
         missing = [v.name for v in variables.VARIABLES if v.name not in stored]
         if not missing:
             continue
@@ -388,13 +400,7 @@ def collect(out_dir: str | Path, cfg: dict | None = None) -> xr.Dataset:
     A run file that cannot be read is moved aside and its run counted as pending.
     """
     cfg = cfg or read_config(out_dir)
-    runs = expand(cfg)
-    for run in runs:
-        path = store.run_path(out_dir, run_hash(run))
-        problem = store.check_run_file(path, run_hash(run))[0] if path.exists() else None
-        if problem:
-            _notice(f"{path}: {problem}; moved aside to {store.set_aside(path, 'corrupt')}; "
-                    f"run the sweep again to recompute it")
+    set_aside_damaged(Path(out_dir), expand(cfg), "run the sweep again to recompute it")
     dims = axes(cfg)
     grid_points = [dict(zip(dims, vals)) for vals in itertools.product(*dims.values())]
     cells = [(point, store.run_path(out_dir, run_hash(run)), record["status"])

@@ -101,3 +101,85 @@ def test_region_shares_and_ig_completeness():
     x = torch.randn(5, 4)
     ig = integrated_gradients(lin, x, torch.ones(5, dtype=torch.long), n_steps=8)
     torch.testing.assert_close(ig, lin.weight[1] * x)
+
+
+def test_class_separation_known_answers():
+    y = torch.tensor([0, 0, 0, 1, 1])
+    e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    orthogonal = torch.stack([e1, 2 * e1, e1, e2, 3 * e2])
+    assert metrics.class_separation(orthogonal, y) == pytest.approx(1.0)  # within-class distance 0
+    # By hand: 2 classes of 2 points; class 0 = {e1, e2}, class 1 = {e1, e2}: the classes are identical.
+    same = torch.stack([e1, e2, e1, e2])
+    assert metrics.class_separation(same, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.0, abs=1e-12)
+    # class 0 = {e1, e1}, class 1 = {e1, e2}: d_within = (0 + 2) / 8, d_total = 6 / 16, R^2 = 1/3.
+    mixed = torch.stack([e1, e1, e1, e2])
+    assert metrics.class_separation(mixed, torch.tensor([0, 0, 1, 1])) == pytest.approx(1 / 3)
+    assert math.isnan(metrics.class_separation(torch.stack([e1, e1]), torch.tensor([0, 1])))
+
+
+def test_selectivity_known_answers():
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    h = torch.tensor([
+        [3.0, 1.0, 2.0, 0.0],
+        [3.0, 1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+    ])
+    index = metrics.selectivity(h, y)
+    # unit 0 fires only for class 0, on all its samples: 1. Unit 1: identical class means: 0.
+    # unit 2: mu_max = 1 (class 0), mu_rest = 0, fires on half of class 0's samples: 0.5. Unit 3 never fires: NaN.
+    assert index[:3].tolist() == pytest.approx([1.0, 0.0, 0.5])
+    assert math.isnan(index[3])
+    assert metrics.csi(h, y) == pytest.approx(0.5)  # the mean over the units that fire
+    b = torch.tensor([1, 1, 0, 0, 0, 0])  # two bias values: unit 0 is also perfectly bias-selective
+    assert metrics.selectivity(h, b)[0] == pytest.approx(1.0) and metrics.bsi(h, b) == pytest.approx(0.5)
+    # mu_max = 2, mu_rest = mean(1, 0) = 0.5: (2 - 0.5) / (2 + 0.5) = 0.6, coverage 1
+    graded = torch.tensor([[2.0], [1.0], [0.0]])
+    assert metrics.selectivity(graded, torch.tensor([0, 1, 2])).item() == pytest.approx(0.6)
+
+
+def test_attribution_entropy_known_answers():
+    one = torch.zeros(1, 3, 4, 4)
+    one[0, 1, 2, 3] = -5.0
+    assert metrics.attribution_entropy(one).item() == pytest.approx(0.0)  # all on one pixel
+    even = torch.ones(1, 3, 4, 4)
+    assert metrics.attribution_entropy(even).item() == pytest.approx(1.0)  # spread over all 16 pixels
+    # two of four features share it equally: log 2 / log 4
+    assert metrics.attribution_entropy(torch.tensor([[1.0, -1.0, 0.0, 0.0]])).item() == pytest.approx(0.5)
+    assert math.isnan(metrics.attribution_entropy(torch.zeros(1, 4)).item())
+
+
+def test_global_pruning_ranks_across_layers():
+    torch.manual_seed(0)
+    model = models.build("fcn", input_shape=(4,), num_classes=2, depth=2, width=3)
+    with torch.no_grad():
+        model.hidden[0].weight.copy_(torch.tensor([[1.0] * 4, [2.0] * 4, [3.0] * 4]))  # per weight 1, 2, 3
+        model.hidden[1].weight.copy_(torch.tensor([[0.5] * 3, [5.0] * 3, [6.0] * 3]))  # per weight 0.5, 5, 6
+    x = torch.randn(8, 4)
+    assert torch.equal(prune.prune_structured(model, 0.0, scope="global")(x), model(x))
+    pruned = prune.prune_structured(model, 0.5, scope="global")  # 3 of 6 neurons: per-weight scores 0.5, 1, 2
+    assert (pruned.hidden[0].weight.abs().sum(1) == 0).tolist() == [True, True, False]
+    assert (pruned.hidden[1].weight.abs().sum(1) == 0).tolist() == [True, False, False]
+    layerwise = prune.prune_structured(model, 0.5, scope="layer")  # round(1.5) = 2 of each layer's 3
+    assert [(layer.weight.abs().sum(1) == 0).sum().item() for layer in layerwise.hidden] == [2, 2]
+
+
+def test_step_records_by_hand():
+    from lrsc.train import RECORDS, step_records
+
+    logits = torch.tensor([[[3.0, 0.0], [0.0, 3.0], [0.0, 0.0], [4.0, 0.0]]])  # (A=1, B=4, K=2)
+    y = torch.tensor([[0, 0, 1, 1]])
+    conflicting = torch.tensor([[False, True, False, True]])
+    losses = torch.nn.functional.cross_entropy(logits[0], y[0], reduction="none")[None]
+    weights = [torch.tensor([[[3.0, 4.0]]]), torch.tensor([[0.0, 12.0]])]
+    rec = dict(zip(RECORDS, step_records(losses, logits, y, conflicting, weights, confident_prob=0.9)[0].tolist()))
+    l = losses[0]
+    assert rec["loss"] == pytest.approx(l.mean().item())
+    assert rec["bc_loss_ratio"] == pytest.approx((l[1] + l[3]).item() / l.sum().item())
+    assert rec["bc_loss"] == pytest.approx((l[1] + l[3]).item() / 2) and rec["ba_loss"] == pytest.approx((l[0] + l[2]).item() / 2)
+    # both BC samples are predicted wrong, with p = 0.953 and 0.982 > 0.9
+    assert rec["confident_bc"] == 1.0
+    assert rec["logit_norm"] == pytest.approx((3 + 3 + 0 + 4) / 4)
+    assert rec["param_norm"] == pytest.approx(13.0)  # sqrt(9 + 16 + 144)

@@ -97,3 +97,16 @@ def test_general_grid_axes(tmp_path, tiny_parity):
     tiny_parity["grid"] = {"dataset_params.rho": [0.05, 0.2], "lr": [1.0], "seed": [0]}
     ds = sweep.run_sweep(tiny_parity, tmp_path / "o", device="cpu", progress=False)
     assert list(ds.test_acc.dims) == ["rho", "lr", "seed"] and ds.rho.values.tolist() == [0.05, 0.2]
+
+
+def test_snapshots_and_records_in_the_results(tmp_path, tiny_parity):
+    tiny_parity["metrics"]["snapshot_steps"] = [0, 20, 5000]  # 5000: beyond every run's end
+    tiny_parity["train"]["record_every"] = 10
+    tiny_parity["grid"] = {"lr": [1.0], "seed": [0]}
+    ds = sweep.run_sweep(tiny_parity, tmp_path / "o", device="cpu", progress=False)
+    assert ds.snapshot.values.tolist() == [0, 20, 5000] and ds.sizes["neuron"] == 32
+    csi = ds.neuron_csi.sel(lr=1.0, seed=0)
+    assert csi.sel(snapshot=[0, 20]).notnull().any("neuron").all() and csi.sel(snapshot=5000).isnull().all()
+    steps = int(ds.steps.sel(lr=1.0, seed=0))
+    assert ds.step.values.tolist() == list(range(10, steps + 1, 10))  # a record every 10 steps
+    assert ds.param_norm.notnull().all() and (ds.confident_bc >= 0).all()

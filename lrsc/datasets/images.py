@@ -54,8 +54,9 @@ def cache_dir() -> Path:
 
 
 def _missing(root: Path, what: str, layout: str, err: Exception) -> ConfigError:
+    reason = " ".join(str(err).split())  # one line: download errors span several
     return ConfigError(
-        f"{what} not found under data root {root} and could not be downloaded ({type(err).__name__}: {err}). "
+        f"{what} not found under data root {root} and could not be downloaded ({type(err).__name__}: {reason}). "
         f"Put the files there in torchvision's layout ({layout}), or pass data_root=... / set LRSC_DATA "
         "to a folder that has them (e.g. shared/data)."
     )
