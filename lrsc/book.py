@@ -2,8 +2,8 @@
 
 Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in
 ``_toc.yml``. ``build_book`` executes it with the parameters in
-``params/<profile>/<name>.yaml`` into ``book/<name>.ipynb``, then builds
-``_build/html`` without executing anything again.
+``params/<profile>/<name>.yaml`` into ``book/<name>.ipynb``, the root page (which reads
+what the chapters stored) last, then builds ``_build/html`` without executing anything again.
 """
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def chapters(root: Path) -> list[str]:
     return [f for f in files if (root / f"{f}.py").is_file()]
 
 
+def _remove_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` so the page does not show it
+    (the chapter's own ``parameters`` cell, with its comments, stays visible)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
+
+
 def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     """Run ``<chapter>.py`` through papermill with ``parameters``; returns the executed ``.ipynb``.
 
@@ -55,6 +68,7 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     try:
         papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name="python3", cwd=str(root),
                                    progress_bar=True)
+        _remove_injected_parameters(tmp)
         os.replace(tmp, out)
     except papermill.PapermillExecutionError as e:
         raise ConfigError(f"chapter {chapter} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
@@ -73,7 +87,9 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         raise ConfigError(f"profile {profile!r} lacks parameter files for {', '.join(missing) or 'every chapter'} "
                           f"in {params_dir}; available profiles: {', '.join(profiles)}")
     if execute:
-        for chapter in names:
+        # The root page summarises what the chapters stored, so it runs after all of them.
+        root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
+        for chapter in sorted(names, key=lambda c: c == root_page):
             params = yaml.safe_load((params_dir / f"{Path(chapter).name}.yaml").read_text()) or {}
             print(f"executing {chapter} with params/{profile}/{Path(chapter).name}.yaml", flush=True)
             execute_chapter(root, chapter, params)
