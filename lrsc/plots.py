@@ -18,6 +18,9 @@ LABELS = {
     "max_bc_loss_ratio": "max BC loss ratio",
 }
 
+# One colour per input region in every figure of the book: core green, spurious red, noise grey.
+REGION_COLORS = {"core": "tab:green", "spurious": "tab:red", "noise": "tab:gray"}
+
 
 def _line(ax, ds: xr.Dataset, var: str, label: str | None = None, color=None) -> None:
     """Seed mean against LR, a band from the seed min to max; hollow markers where not every
@@ -38,31 +41,80 @@ def _line(ax, ds: xr.Dataset, var: str, label: str | None = None, color=None) ->
     ax.set_xlabel("learning rate")
 
 
+def _columns(n: int) -> int:
+    """Panels per row that stay legible at the book's text width: 2 x 2 for four, at most 3."""
+    return 2 if n in (2, 4) else min(n, 3)
+
+
 def metrics_vs_lr(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability", "act_comp", "act_sparsity"),
                   title: str = "") -> plt.Figure:
-    """One panel per metric against LR (log scale): seed mean, min–max band.
+    """One panel per metric against LR (log scale): seed mean, min–max band; four panels as 2 x 2.
 
     Filled dots: every seed reached 100% training accuracy (the LRs the paper compares);
     hollow: some seed hit the step cap; red crosses: some seed diverged.
     """
-    fig, axes = plt.subplots(1, len(variables), figsize=(3.2 * len(variables), 3), squeeze=False)
-    for ax, var in zip(axes[0], variables):
+    cols = _columns(len(variables))
+    rows = -(-len(variables) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows), squeeze=False)
+    for ax in axes.flat[len(variables):]:
+        ax.axis("off")
+    for ax, var in zip(axes.flat, variables):
         _line(ax, ds, var)
-        ax.set_title(LABELS.get(var, var))
-    fig.suptitle(title)
+        ax.set_title(LABELS.get(var, var), fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def metrics_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "prunability", "act_comp")) -> plt.Figure:
+    """One row per sweep of ``results`` (``{name: ds}``, a tuple name is joined with ", "), one
+    column per metric against LR, drawn as in :func:`metrics_vs_lr`; the sweep names the row."""
+    fig, axes = plt.subplots(len(results), len(variables), figsize=(3.3 * len(variables), 2.6 * len(results)),
+                             squeeze=False)
+    for row, (name, ds) in zip(axes, results.items()):
+        for ax, var in zip(row, variables):
+            _line(ax, ds, var)
+            ax.set_title(LABELS.get(var, var), fontsize=9)
+        row[0].set_ylabel(", ".join(name) if isinstance(name, tuple) else str(name), fontsize=10, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def headline(table) -> plt.Figure:
+    """The book's front-page figure from :func:`lrsc.report.headline`: per sweep (one row of
+    the table, top to bottom), unbiased accuracy and prunability at the smallest compared LR
+    (hollow dot) and the largest (filled dot), joined by an arrow that is blue where the rank
+    correlation with LR is positive and orange otherwise."""
+    names = [f"{row[('', 'dataset')]}, {row[('', 'model')]}" for _, row in table.iterrows()]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 0.5 + 0.42 * max(len(table), 1)), sharey=True, squeeze=False)
+    y = np.arange(len(table))[::-1]
+    for ax, quantity in zip(axes[0], ("accuracy (%)", "prunability")):
+        lo, hi, rank = (table[(quantity, c)].to_numpy(float) for c in ("low LR", "high LR", "rank"))
+        for yi, a, b, r in zip(y, lo, hi, rank):
+            color = "tab:blue" if r > 0 else "tab:orange"
+            if np.isfinite(a) and np.isfinite(b):
+                ax.annotate("", xy=(b, yi), xytext=(a, yi),
+                            arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5, "shrinkA": 4, "shrinkB": 4})
+            ax.plot(a, yi, "o", mfc="white", color=color)
+            ax.plot(b, yi, "o", color=color)
+        ax.set_title("unbiased test accuracy (%)" if quantity.startswith("accuracy") else "prunability", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.15, y=0.3 if len(table) < 3 else 0.1)
+    axes[0, 0].set_yticks(y, names, fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def attribution_shares(ds: xr.Dataset, title: str = "") -> plt.Figure:
     """Share of |Integrated Gradients| on core, spurious and noise inputs against LR."""
-    fig, ax = plt.subplots(figsize=(4.2, 3))
-    for region, color in (("core", "tab:green"), ("spurious", "tab:red"), ("noise", "tab:gray")):
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    for region, color in REGION_COLORS.items():
         _line(ax, ds, f"attr_{region}", label=region, color=color)
     ax.set_ylabel("share of |attribution|")
     ax.set_ylim(0, 1)
-    ax.legend()
-    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -116,3 +168,29 @@ def sample_grid(split: Split, n: int = 16, by_bias: bool = False, bias_names: li
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def sample_rows(rows: dict[str, Split], n: int = 8) -> plt.Figure:
+    """One row of the first ``n`` images per entry of ``rows`` (``{row label: split}``), each
+    captioned with its class ``y`` and bias ``b``; bias-conflicting samples (``b != y``) get a
+    red frame and a red caption, as in :func:`sample_grid`."""
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.25 * n, 1.45 * len(rows)), squeeze=False)
+    for axrow, (label, split) in zip(axes, rows.items()):
+        for col, ax in enumerate(axrow):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(split):
+                ax.axis("off")
+                continue
+            y, b = int(split.y[col]), int(split.b[col])
+            conflicting = y != b
+            ax.imshow(split.x[col].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+            ax.set_title(f"y={y} b={b}", fontsize=7, color="red" if conflicting else "black")
+            for spine in ax.spines.values():
+                spine.set_visible(conflicting)
+                spine.set_color("red")
+                spine.set_linewidth(2)
+        axrow[0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
