@@ -23,7 +23,8 @@ overrides = {}  # {dotted key: value} applied to every sweep, e.g. {"grid.seed":
 results_dir = "results/quick"  # where the sweeps store their runs and results.nc
 progress = False  # progress bars (off in the rendered book)
 
-# %%
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from lrsc import plots, report
@@ -36,13 +37,18 @@ for key, value in report.config_values(parity).items():  # the run's settings, q
 report.summary_table(parity)
 
 # %% [markdown]
-# The table lists every learning rate of the sweep: seed mean ± standard deviation of each
-# metric, and how many seeds reached 100% training accuracy (`converged`). Only LRs at
-# which every seed converged and none diverged are compared (`compared`), as in the
-# paper, which compares models trained to 100% training accuracy.
+# The table lists every learning rate of the sweep: the seed mean of each metric
+# (accuracies in %, with the seed standard deviation of unbiased accuracy under `± sd`;
+# the other metrics' seed spread is the band of {numref}`fig3_metrics`), the mean number
+# of SGD steps, how many seeds reached 100% training accuracy (`conv.`) and how many
+# diverged (`div.`). Only LRs at which every seed converged and none diverged are
+# compared (`compared`), as in the paper, which compares models trained to 100% training
+# accuracy.
 
-# %%
-fig = plots.metrics_vs_lr(parity, title="parity, FCN")
+# %% tags=["hide-input"]
+fig = plots.metrics_vs_lr(parity)
+glue("fig3_metrics", fig, display=False)
+plt.close(fig)
 for key, value in report.lr_effect(parity).items():  # lo_/hi_ LR, accuracy (%), prunability, compressibility; ranks
     glue(f"parity_{key}", value, display=False)
 glue("parity_n_compared", len(report.comparable_lrs(parity)), display=False)
@@ -51,7 +57,15 @@ capped = sorted(set(parity.lr.values.tolist()) - set(report.comparable_lrs(parit
 glue("parity_not_compared", ", ".join(f"{lr:g}" for lr in capped) or "none", display=False)
 
 # %% [markdown]
-# **What the figure shows.** Each panel is one metric against the learning rate: the
+# ```{glue:figure} fig3_metrics
+# :name: fig3_metrics
+#
+# Parity, FCN: unbiased test accuracy, prunability, activation compressibility and
+# activation sparsity against the learning rate (log axis); seed mean, with a band from
+# the seed minimum to maximum.
+# ```
+#
+# **What {numref}`fig3_metrics` shows.** Each panel is one metric against the learning rate: the
 # line is the mean over seeds, the band spans the seeds, filled dots mark LRs at which
 # every seed reached 100% training accuracy, hollow dots LRs at which some seed hit the
 # step cap, red crosses LRs at which some seed diverged. Of {glue:text}`parity_n_lrs` LRs,
@@ -73,17 +87,27 @@ glue("parity_not_compared", ", ".join(f"{lr:g}" for lr in capped) or "none", dis
 # they are shown, hollow, but not compared. Compare the direction and size of the
 # effect with the paper's, not the levels: the paper's bit counts and rho are unknown.
 
-# %%
-fig = plots.attribution_shares(parity, title="parity: share of |IG attribution|")
+# %% tags=["hide-input"]
+fig = plots.attribution_shares(parity)
+glue("fig3_attributions", fig, display=False)
+plt.close(fig)
 attr_effect = report.lr_effect(parity, {"core": "attr_core", "spu": "attr_spurious"})
 for key, value in attr_effect.items():
     if key not in ("lo_lr", "hi_lr"):  # the same LRs as glued above, from the same sweep
         glue(f"parity_{key}", value, display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig3_attributions
+# :name: fig3_attributions
+#
+# Parity, FCN: the share of total |Integrated Gradients attribution| on the core
+# (green), spurious (red) and noise (grey) bits against the learning rate; seed mean and
+# seed min–max band.
+# ```
+#
 # **Attributions.** Integrated Gradients (captum, zero baseline, attributing the true
 # label's logit, {glue:text}`parity_cfg_ig_steps` steps) on {glue:text}`parity_cfg_n_attr` unbiased test inputs; the figure shows the mean share of total
-# |attribution| falling on the core, spurious and noise bits. From the smallest to the
+# |attribution| falling on the core, spurious and noise bits ({numref}`fig3_attributions`). From the smallest to the
 # largest compared LR, the core bits' share goes from {glue:text}`parity_lo_core:.1%` to
 # {glue:text}`parity_hi_core:.1%` and the spurious bit's from {glue:text}`parity_lo_spu:.1%`
 # to {glue:text}`parity_hi_spu:.1%`; the figure shows whether the change is monotone in
@@ -98,7 +122,7 @@ for key, value in attr_effect.items():
 # largest LR of the main sweep, one seed each; the table gives unbiased test accuracy,
 # prunability and whether the run converged.
 
-# %%
+# %% tags=["hide-input"]
 settings = run_sweep(resolve(settings_params), resolve(results_dir) / "parity_settings", overrides, progress=progress)
 settings[["test_acc", "prunability", "converged"]].mean("seed").to_dataframe().unstack("lr").round(3)
 
@@ -119,9 +143,11 @@ settings[["test_acc", "prunability", "converged"]].mean("seed").to_dataframe().u
 # There are no core and spurious *input regions* here (the spurious feature is where
 # the shape is), so the attribution split is not computed.
 
-# %%
+# %% tags=["hide-input"]
 moon_star = run_sweep(resolve(moon_star_params), resolve(results_dir) / "moon_star", overrides, progress=progress)
-fig = plots.metrics_vs_lr(moon_star, title="moon-star, FCN")
+fig = plots.metrics_vs_lr(moon_star)
+glue("fig3_moon_star", fig, display=False)
+plt.close(fig)
 effect = report.lr_effect(moon_star)
 for key, value in {**effect, **{f"cfg_{k}": v for k, v in report.config_values(moon_star).items()}}.items():
     glue(f"ms_{key}", value, display=False)
@@ -129,7 +155,15 @@ glue("ms_gain", effect["hi_acc"] - effect["lo_acc"], display=False)
 report.summary_table(moon_star)
 
 # %% [markdown]
-# From LR {glue:text}`ms_lo_lr:.3g` to LR {glue:text}`ms_hi_lr:.3g` (the compared LRs),
+# ```{glue:figure} fig3_moon_star
+# :name: fig3_moon_star
+#
+# Moon-star, FCN: unbiased test accuracy, prunability, activation compressibility and
+# activation sparsity against the learning rate (log axis), drawn as in
+# {numref}`fig3_metrics`.
+# ```
+#
+# In {numref}`fig3_moon_star` and the table above it, from LR {glue:text}`ms_lo_lr:.3g` to LR {glue:text}`ms_hi_lr:.3g` (the compared LRs),
 # unbiased test accuracy goes from {glue:text}`ms_lo_acc:.1f`% to {glue:text}`ms_hi_acc:.1f`% and
 # prunability from {glue:text}`ms_lo_prune:.3f` to {glue:text}`ms_hi_prune:.3f`: a gain of
 # {glue:text}`ms_gain:.1f` points. The paper's Tab. 1 reports 74.3% → 81.2% unbiased

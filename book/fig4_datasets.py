@@ -39,12 +39,13 @@ progress = False  # progress bars (off in the rendered book)
 # %% [markdown]
 # ## The datasets
 #
-# For each dataset, a row of training samples and a row of unbiased test samples, with
-# their class `y` and bias `b`; BC samples (`b ≠ y`) are framed and captioned in red.
-# The training rows come from a tiny training set, drawn with each dataset's default
-# `rho`, so they are usually all bias-aligned; in the test rows most samples are BC.
+# {numref}`fig4_samples` shows, for each dataset, a row of training samples and a row of
+# unbiased test samples. The training rows come from a tiny training set, drawn with each
+# dataset's default `rho`, so they are usually all bias-aligned; in the test rows most
+# samples are BC.
 
-# %%
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
@@ -55,19 +56,39 @@ from lrsc.sweep import run_sweep
 
 # Ten test samples at least: the unbiased test set then holds every bias value (b is exactly uniform).
 samples = {name: datasets.build(name, n_train=n_samples, n_test=max(n_samples, 10)) for name in sample_datasets}
-for name, (train_set, test_set) in samples.items():
-    plots.sample_grid(train_set, n=n_samples, cols=n_samples, title=f"{name}: training samples")
-    plots.sample_grid(test_set, n=n_samples, cols=n_samples, title=f"{name}: unbiased test samples")
+rows = {f"{name}\n{part}": split for name, (train_set, test_set) in samples.items()
+        for part, split in (("training", train_set), ("unbiased test", test_set))}
+fig = plots.sample_rows(rows, n=n_samples)
+glue("fig4_samples", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# The ten corruptions of Corrupted CIFAR-10, one test image each, captioned with the
+# ```{glue:figure} fig4_samples
+# :name: fig4_samples
+#
+# Samples of each dataset: per dataset, a row of training images and a row of unbiased
+# test images, captioned with their class `y` and bias `b`; bias-conflicting samples
+# (`b ≠ y`) are framed and captioned in red.
+# ```
+#
+# {numref}`fig4_corruptions` shows the ten corruptions of Corrupted CIFAR-10, one test image each, captioned with the
 # corruption (the bias `b`). They are our torch re-implementation of the CIFAR-10-C
 # corruptions at severity 5; frost, fog, spatter and elastic are approximations (see
 # `lrsc/datasets/corrupted_cifar10.py`).
 
-# %%
+# %% tags=["hide-input"]
 fig = plots.sample_grid(samples["corrupted_cifar10"][1], by_bias=True, bias_names=[f.__name__ for f in CORRUPTIONS],
-                        cols=5, title="Corrupted CIFAR-10: one test image per corruption")
+                        cols=5)
+glue("fig4_corruptions", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig4_corruptions
+# :name: fig4_corruptions
+#
+# Corrupted CIFAR-10: one unbiased test image per corruption, captioned with its class
+# `y` and its corruption (the bias `b`).
+# ```
 
 # %% [markdown]
 # ## The sweeps
@@ -75,7 +96,7 @@ fig = plots.sample_grid(samples["corrupted_cifar10"][1], by_bias=True, bias_name
 # Each sweep trains one model on one dataset at a grid of LRs and seeds. The table lists
 # what each sweep of this run trained on.
 
-# %%
+# %% tags=["hide-input"]
 results = {}
 for path in sweep_params:
     ds = run_sweep(resolve(path), resolve(results_dir) / resolve(path).stem, overrides, progress=progress)
@@ -90,17 +111,19 @@ settings.round(4)
 # %% [markdown]
 # ## Unbiased accuracy, prunability and activation compressibility against LR
 #
-# One figure per dataset × model, read like Fig. 3's: the line is the mean over seeds,
+# {numref}`fig4_metrics` has one row per dataset × model, read like the parity chapter's
+# {numref}`fig3_metrics`: the line is the mean over seeds,
 # the band spans the seeds, filled dots mark LRs at which every seed reached 100%
 # training accuracy (the LRs compared), hollow dots LRs at which some seed hit the step
-# cap, red crosses LRs at which some seed diverged. The table after the figures gives,
+# cap, red crosses LRs at which some seed diverged. The table after the figure gives,
 # per sweep, the smallest and largest compared LR (`lo_lr`, `hi_lr`), each metric's seed
 # mean there (accuracy in %), and its Spearman correlation with LR over the compared LRs
 # (`*_rank`).
 
-# %%
-for (name, model), ds in results.items():
-    plots.metrics_vs_lr(ds, ("test_acc", "prunability", "act_comp"), title=f"{name}, {model}")
+# %% tags=["hide-input"]
+fig = plots.metrics_grid(results, ("test_acc", "prunability", "act_comp"))
+glue("fig4_metrics", fig, display=False)
+plt.close(fig)
 effects = pd.DataFrame({key: report.lr_effect(ds) for key, ds in results.items()}).T.rename_axis(["dataset", "model"])
 for (name, model), row in effects.to_dict("index").items():
     for key, value in row.items():
@@ -111,7 +134,15 @@ for short in ("acc", "prune", "comp"):
 effects.round(3)
 
 # %% [markdown]
-# **What the figures show.** Of the {glue:text}`n_sweeps` dataset × model sweeps of this
+# ```{glue:figure} fig4_metrics
+# :name: fig4_metrics
+#
+# Unbiased test accuracy, prunability and activation compressibility against the
+# learning rate (log axis), one row per dataset × model sweep; seed mean with a band from
+# the seed minimum to maximum.
+# ```
+#
+# **What {numref}`fig4_metrics` shows.** Of the {glue:text}`n_sweeps` dataset × model sweeps of this
 # run, unbiased accuracy rises with LR (positive rank correlation over the compared LRs)
 # in {glue:text}`n_acc_up`, prunability in {glue:text}`n_prune_up` and activation
 # compressibility in {glue:text}`n_comp_up`.
@@ -140,7 +171,7 @@ effects.round(3)
 # compared LRs of this run, and the min and max over them of each metric's seed mean)
 # beside the paper's, as printed there (`lrsc.report.PAPER_TAB1`); test accuracy is in %.
 
-# %%
+# %% tags=["hide-input"]
 report.ranges_table(results).round(3)
 
 # %% [markdown]
@@ -184,7 +215,7 @@ report.ranges_table(results).round(3)
 # seed mean at both LRs, the gain, the seed standard deviation, and whether every run
 # converged.
 
-# %%
+# %% tags=["hide-input"]
 settings_sweep = run_sweep(resolve(settings_params), resolve(results_dir) / "fig4_settings", overrides,
                            progress=progress)
 gains = report.gain_table(settings_sweep)

@@ -20,7 +20,7 @@ quick = True  # fewer training steps (about 45 s); False runs the full benchmark
 threads = None  # torch threads for every benchmark; None keeps torch's default (all cores)
 repeats = 3  # rounds per training case, one-at-a-time and batched in turn; the table shows medians
 
-# %%
+# %% tags=["hide-input"]
 import sys
 from pathlib import Path
 

@@ -31,18 +31,36 @@ def comparable_lrs(ds: xr.Dataset) -> list[float]:
 
 
 def summary_table(ds: xr.Dataset, metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
-    """One row per LR: mean ± std over seeds of each metric, steps, and how many seeds converged/diverged."""
+    """One row per LR: the seed mean of each metric, one number per cell, then the mean SGD
+    steps, how many seeds converged (``conv.``, reached 100% training accuracy) and diverged
+    (``div.``), and whether the LR is compared (see :func:`comparable_lrs`).
+
+    Short headers with units so the table fits a page: accuracies in % (one decimal), with the
+    seed standard deviation of unbiased accuracy beside it (``± sd``); the other metrics
+    (three decimals) are prunability, activation compressibility and sparsity, and the
+    largest BC loss ratio; their seed spread is the band of the figures.
+    """
+    headers = {"test_acc": "acc. (%)", "worst_group_acc": "worst group (%)", "prunability": "prun.",
+               "act_comp": "act. comp.", "act_sparsity": "act. spars.", "max_bc_loss_ratio": "max BC ratio"}
     rows = {}
     comparable = set(comparable_lrs(ds))
     for lr in ds.lr.values:
         sel = ds.sel(lr=lr)
-        row = {m: f"{float(sel[m].mean()):.3f} ± {float(sel[m].std()):.3f}" for m in metrics if m in ds}
-        row["steps (mean)"] = int(sel.steps.mean())
-        row["converged"] = f"{int(sel.converged.sum())}/{sel.sizes['seed']}"
-        row["diverged"] = int(sel.diverged.sum())
-        row["compared"] = float(lr) in comparable
+        row = {}
+        for m in metrics:
+            if m not in ds:
+                continue
+            percent = m in ("test_acc", "worst_group_acc")
+            scale, digits = (100, 1) if percent else (1, 3)
+            row[headers.get(m, m)] = round(scale * float(sel[m].mean()), digits)
+            if m == "test_acc":
+                row["± sd"] = round(scale * float(sel[m].std()), digits)
+        row["steps"] = int(sel.steps.mean())
+        row["conv."] = f"{int(sel.converged.sum())}/{sel.sizes['seed']}"
+        row["div."] = int(sel.diverged.sum())
+        row["compared"] = "yes" if float(lr) in comparable else "no"
         rows[float(lr)] = row
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("lr")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("LR")
 
 
 def endpoints(ds: xr.Dataset, metric: str) -> tuple[float, float, float, float]:
@@ -184,3 +202,43 @@ def gain_table(ds: xr.Dataset, metrics: tuple[str, ...] = ("test_acc", "prunabil
         columns[f"{var} seed sd"] = sd.max("lr")
     columns["all converged"] = ends.converged.all(["lr", "seed"])
     return xr.Dataset({k: v.drop_vars("lr", errors="ignore") for k, v in columns.items()}).to_dataframe()
+
+
+def headline(results_dir) -> pd.DataFrame:
+    """How unbiased accuracy and prunability move with LR in every sweep stored under
+    ``results_dir``: one row per folder ``<results_dir>/<sweep>/results.nc`` whose metrics
+    have dims ``(lr, seed)`` only (sweeps over data settings, with more dims, are left out),
+    in folder-name order. A sweep that is missing or not collected yet is skipped.
+
+    Columns: ``dataset``, ``model``, ``LRs`` (how many compared), ``LR low`` / ``LR high``
+    (the smallest and largest compared LR), the seed mean of unbiased accuracy (%) and of
+    prunability at those two LRs, and ``rank``: the Spearman correlation of the seed mean
+    with LR over the compared LRs (see :func:`lr_effect`; NaN with fewer than two). Columns
+    are ``(quantity, column)`` pairs, quantity one of ``""``, ``"accuracy (%)"``,
+    ``"prunability"``.
+    """
+    from pathlib import Path
+
+    from lrsc import store
+
+    rows = {}
+    for path in sorted(Path(results_dir).glob("*/results.nc")):
+        ds = store.load(path)
+        if set(ds["test_acc"].dims) != {"lr", "seed"} or "prunability" not in ds:
+            continue
+        dataset, model = dataset_model(ds)
+        effect = lr_effect(ds, {"acc": "test_acc", "prune": "prunability"})
+        rows[path.parent.name] = {
+            ("", "dataset"): dataset, ("", "model"): model, ("", "LRs"): len(comparable_lrs(ds)),
+            ("", "LR low"): effect["lo_lr"], ("", "LR high"): effect["hi_lr"],
+            **{(quantity, column): effect[f"{end}_{short}"]
+               for quantity, short in (("accuracy (%)", "acc"), ("prunability", "prune"))
+               for column, end in (("low LR", "lo"), ("high LR", "hi"))},
+            ("accuracy (%)", "rank"): effect["acc_rank"], ("prunability", "rank"): effect["prune_rank"],
+        }
+    columns = pd.MultiIndex.from_tuples(
+        [("", "dataset"), ("", "model"), ("", "LRs"), ("", "LR low"), ("", "LR high"),
+         ("accuracy (%)", "low LR"), ("accuracy (%)", "high LR"), ("accuracy (%)", "rank"),
+         ("prunability", "low LR"), ("prunability", "high LR"), ("prunability", "rank")])
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table.reindex(columns=columns).rename_axis("sweep")
