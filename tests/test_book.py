@@ -1,5 +1,6 @@
 """The book end to end: a chapter executed by papermill with tiny parameters, then built."""
 import copy
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny_project(tmp_path: Path) -> Path:
-    """A copy of the book with only the parity chapter and a 'tiny' profile of fast sweeps."""
+    """A copy of the book with the front page, the parity chapter and a 'tiny' profile of fast sweeps."""
     root = tmp_path / "project"
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
     shutil.copy(ROOT / "_config.yml", root)
@@ -32,6 +33,7 @@ def _tiny_project(tmp_path: Path) -> Path:
     (params / "fig3_parity.yaml").write_text(yaml.safe_dump({
         "parity_params": "params/tiny/parity.yaml", "moon_star_params": "params/tiny/moon_star.yaml",
         "settings_params": "params/tiny/settings.yaml", "results_dir": "results/tiny"}))
+    (params / "intro.yaml").write_text(yaml.safe_dump({"results_dir": "results/tiny"}))
     return root
 
 
@@ -42,11 +44,21 @@ def test_book_executes_the_parity_chapter_and_builds_html(tmp_path):
     assert "Fig. 3" in page and page.count("<img") >= 3  # metrics, attributions, moon-star figures
     assert "Traceback" not in page
     # Glued numbers are the run's own: the page quotes the table's accuracy at the largest LR.
-    from lrsc import store
+    from lrsc import report, store
 
     ds = store.load(root / "results" / "tiny" / "parity" / "results.nc")
     assert f"{100 * float(ds.test_acc.sel(lr=1.0).mean()):.1f}" in page
     assert (root / "book" / "fig3_parity.ipynb").is_file()
+    # Code is folded, papermill's injected cell is gone, figures are numbered and cited.
+    visible = re.sub(r"<details.*?</details>", "", page, flags=re.S)  # folded inputs are <details> blocks
+    assert "glue(" not in visible and "injected-parameters" not in page
+    assert page.count('<span class="caption-number">Figure ') >= 3
+    # The front page ran last: it counts the sweeps the parity chapter stored, the settings
+    # sweep (dims beyond lr and seed) left out.
+    table = report.headline(root / "results" / "tiny")
+    assert list(table.index) == ["moon_star", "parity"]
+    intro = (html / "book" / "intro.html").read_text()
+    assert "Of the 2 sweeps" in re.sub(r"<[^>]+>", "", intro) and "<img" in intro and "Traceback" not in intro
 
 
 def test_unknown_profile_is_a_clear_error(tmp_path):
