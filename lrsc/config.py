@@ -37,7 +37,8 @@ DEFAULTS: dict[str, Any] = {
         "max_steps": 15000,     # step cap; a run that hits it is reported as not converged
         "eval_every": 100,      # steps between full training-set accuracy checks
         "collapse_patience": 10,  # evaluations at chance (after having learnt) that count as a collapse
-        "record_every": 1,      # steps between the per-step training records (loss, BC loss ratio, norms, ...)
+        "record_every": 10,     # steps between the training records (loss, BC loss ratio, norms, ...): every step costs
+                                # up to twice the step of a small model
         "confident_prob": 0.9,  # tau: a sample is confidently mispredicted when a wrong class gets more than this
     },
     "metrics": {

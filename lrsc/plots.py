@@ -7,16 +7,9 @@ import xarray as xr
 
 from lrsc.datasets import Split
 from lrsc.report import comparable_lrs
+from lrsc.variables import VARIABLES
 
-LABELS = {
-    "test_acc": "unbiased test accuracy",
-    "worst_group_acc": "worst-group accuracy",
-    "prunability": "prunability",
-    "act_comp": "activation compressibility",
-    "act_sparsity": "activation sparsity",
-    "act_pq_index": "activation PQ-index",
-    "max_bc_loss_ratio": "max BC loss ratio",
-}
+LABELS = {v.name: v.label for v in VARIABLES}  # axis labels, declared with each variable
 
 # One colour per input region in every figure of the book: core green, spurious red, noise grey.
 REGION_COLORS = {"core": "tab:green", "spurious": "tab:red", "noise": "tab:gray"}
@@ -194,3 +187,97 @@ def sample_rows(rows: dict[str, Split], n: int = 8) -> plt.Figure:
     fig.tight_layout()
     return fig
 
+
+def selectivity_vs_lr(results: dict[str, xr.Dataset]) -> plt.Figure:
+    """One row per sweep of ``results`` (``{name: ds}``). Left: class selectivity (CSI), bias
+    selectivity (BSI) and the CSI with shuffled labels against LR; right: class separation R².
+    Seed mean, band from seed min to max, markers as in :func:`metrics_vs_lr`."""
+    fig, axes = plt.subplots(len(results), 2, figsize=(8, 2.8 * len(results)), squeeze=False)
+    for (name, ds), (left, right) in zip(results.items(), axes):
+        for var, color in (("csi", "tab:green"), ("bsi", "tab:red"), ("csi_shuffled", "tab:gray")):
+            _line(left, ds, var, label=LABELS.get(var, var), color=color)
+        left.set_ylabel("selectivity index")
+        left.set_title(name, fontsize=9)
+        _line(right, ds, "class_sep", color="tab:blue")
+        right.set_ylabel("class separation R²")
+        right.set_title(name, fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def runs_scatter(runs, x: str = "max_bc_loss_ratio", y: str = "test_acc", title: str = "") -> plt.Figure:
+    """One point per run (a table with columns ``sweep``, ``x``, ``y``), a colour per sweep."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, group in runs.groupby("sweep", sort=False):
+        ax.scatter(group[x], group[y], s=18, label=name)
+    ax.set_xlabel(LABELS.get(x, x))
+    ax.set_ylabel(LABELS.get(y, y))
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def dynamics(ds: xr.Dataset, lrs: tuple[float, ...], seed: int, variables: tuple[str, ...], smooth: int = 50,
+             cols: int = 3) -> plt.Figure:
+    """Per-step traces ``variables`` of one seed at each LR of ``lrs``, one panel per variable
+    (running mean over ``smooth`` records; the x axis is the training step)."""
+    rows = -(-len(variables) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(variables):]:
+        ax.axis("off")
+    colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(lrs)))
+    for ax, var in zip(axes.flat, variables):
+        for lr, color in zip(lrs, colors):
+            trace = ds[var].sel(lr=lr, seed=seed)
+            trace = trace.sel(step=trace.step[trace.notnull()]) if trace.notnull().any() else trace
+            values = trace.values
+            if len(values) >= smooth:  # a running mean that skips NaN (records without BC samples)
+                ok = np.isfinite(values)
+                kernel = np.ones(smooth)
+                values = np.convolve(np.where(ok, values, 0), kernel, "same") / np.maximum(
+                    np.convolve(ok, kernel, "same"), 1)
+            ax.plot(trace.step.values, values, color=color, label=f"lr={lr:g}")
+        ax.set_title(LABELS.get(var, var), fontsize=9)
+        ax.set_xlabel("step")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def logit_scaling(table, title: str = "") -> plt.Figure:
+    """The shares of :func:`lrsc.mechanism.logit_scaling` against the logit scale alpha (log axis)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for column, color in (("bc_loss_share", "tab:red"), ("wrong_loss_share", "black"),
+                          ("bc_grad_share", "tab:orange"), ("spurious_grad_share", "tab:purple")):
+        if column in table and table[column].notnull().any():
+            ax.plot(table.index, table[column], "o-", ms=3, color=color, label=column.replace("_", " "))
+    ax.set_xscale("log")
+    ax.set_xlabel("logit scale alpha")
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def dominance(dom: xr.Dataset, lrs: tuple[float, ...]) -> plt.Figure:
+    """Fig. 18: the fraction of class-dominant (CSI > BSI, solid) and bias-dominant (dashed)
+    neurons against the training step at each LR of ``lrs``; seed mean, steps where a seed had
+    stopped left out of its mean."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(lrs)))
+    for lr, color in zip(lrs, colors):
+        for var, style in (("class_dominant", "-"), ("bias_dominant", "--")):
+            mean = dom[var].sel(lr=lr).mean("seed")
+            ax.plot(dom.snapshot.values, mean.values, style, marker="o", ms=3, color=color,
+                    label=f"lr={lr:g}, {var.replace('_', '-')}")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("fraction of firing neurons")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -6,7 +6,9 @@ The paper compares models trained to 100% training accuracy, so a learning rate 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -156,6 +158,82 @@ def lr_effect(ds: xr.Dataset, metrics: dict[str, str] | None = None) -> dict[str
         out[f"lo_{short}"], out[f"hi_{short}"] = scale * lo, scale * hi
         out[f"{short}_rank"] = rank_correlation(ds, var) if len(lrs) > 1 else nan
     return out
+
+
+@dataclass(frozen=True)
+class Trend:
+    """How one variable moves with LR over a sweep's compared LRs, robust to one noisy LR.
+
+    rank: Spearman correlation between LR and the seed mean, over the compared LRs.
+    low / high: the mean over seeds and over the lower / upper half of the compared LRs (the
+    middle one of an odd number goes to neither). effect: ``high - low``; spread: the standard
+    deviation over seeds of each seed's own upper-minus-lower difference (NaN with one seed).
+    The direction is clear when the effect exceeds its seed spread and the rank correlation
+    has the effect's sign (with one seed, when the rank correlation is at least 0.5 in size).
+    """
+
+    variable: str
+    n_lrs: int
+    n_seeds: int
+    rank: float
+    low: float
+    high: float
+    effect: float
+    spread: float
+
+    @property
+    def direction(self) -> int:
+        """+1 rises with LR, -1 falls, 0 no clear direction (or fewer than two compared LRs)."""
+        if self.n_lrs < 2 or not np.isfinite(self.effect) or not np.isfinite(self.rank) or self.effect == 0:
+            return 0
+        sign = int(np.sign(self.effect))
+        if np.sign(self.rank) != sign:
+            return 0
+        clear = abs(self.effect) > self.spread if np.isfinite(self.spread) else abs(self.rank) >= 0.5
+        return sign if clear else 0
+
+    @property
+    def words(self) -> str:
+        return {1: "rises", -1: "falls", 0: "shows no clear direction"}[self.direction]
+
+    def verdict(self, expected: int = 1) -> str:
+        """``agrees`` / ``disagrees`` with a claim that the variable moves in ``expected``
+        direction (+1 rises, -1 falls), or ``inconclusive``."""
+        return {expected: "agrees", -expected: "disagrees", 0: "inconclusive"}[self.direction]
+
+
+def trend(ds: xr.Dataset, var: str, scale: float = 1.0) -> Trend:
+    """:class:`Trend` of ``var`` (times ``scale``, e.g. 100 for accuracy in %) over the compared
+    LRs of a sweep with dims ``(lr, seed)``."""
+    lrs = comparable_lrs(ds)
+    nan = float("nan")
+    if len(lrs) < 2:
+        return Trend(var, len(lrs), ds.sizes["seed"], nan, nan, nan, nan, nan)
+    values = ds[var].sel(lr=lrs) * scale
+    half = len(lrs) // 2
+    lower, upper = values.isel(lr=slice(0, half)), values.isel(lr=slice(len(lrs) - half, None))
+    per_seed = upper.mean("lr") - lower.mean("lr")
+    n_seeds = int(per_seed.notnull().sum())
+    return Trend(var, len(lrs), n_seeds, rank_correlation(ds, var), float(lower.mean()), float(upper.mean()),
+                 float(per_seed.mean()), float(per_seed.std(ddof=1)) if n_seeds > 1 else nan)
+
+
+def trend_table(results: dict, variables: dict[str, str], expected: int = 1) -> pd.DataFrame:
+    """One row per sweep of ``results`` (``{name: ds}``) and column group per ``variables``
+    (``{short: variable}``): the rank correlation, the effect between the halves of the LR
+    range, its seed spread, and the verdict on a claim that the variable moves in ``expected``
+    direction with LR."""
+    rows = {}
+    for name, ds in results.items():
+        row = {}
+        for short, var in variables.items():
+            t = trend(ds, var)
+            row.update({(short, "rank"): t.rank, (short, "effect"): t.effect, (short, "seed sd"): t.spread,
+                        (short, "verdict"): t.verdict(expected)})
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
 
 
 def dataset_model(ds: xr.Dataset) -> tuple[str, str]:

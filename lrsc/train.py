@@ -186,7 +186,7 @@ class _Monitor:
 
 def train(model: nn.Module, data: Split, *, lr: float, batch_size: int = 100, max_steps: int = 15000,
           momentum: float = 0.0, weight_decay: float = 0.0, eval_every: int = 100, collapse_patience: int = 10,
-          record_every: int = 1, confident_prob: float = 0.9, seed: int = 0, progress: bool = False,
+          record_every: int = 10, confident_prob: float = 0.9, seed: int = 0, progress: bool = False,
           snapshot: Snapshot | None = None, snapshot_steps: Sequence[int] = ()) -> TrainResult:
     """Train ``model`` in place with constant-LR SGD on ``data`` (already on the model's device).
 
@@ -379,7 +379,7 @@ def _bind(model: nn.Module, weights: list[torch.Tensor], i: int) -> None:
 
 def train_batched(models: Sequence[nn.Module], data: Sequence[Split], *, lr: Sequence[float], seed: Sequence[int],
                   batch_size: int = 100, max_steps: int = 15000, eval_every: int = 100, collapse_patience: int = 10,
-                  record_every: int = 1, confident_prob: float = 0.9, progress: bool = False,
+                  record_every: int = 10, confident_prob: float = 0.9, progress: bool = False,
                   snapshot: Sequence[Snapshot] | None = None, snapshot_steps: Sequence[int] = ()) -> list[TrainResult]:
     """Train M models of one buffer-free architecture at once, each exactly as ``train`` would.
 

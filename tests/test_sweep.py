@@ -32,7 +32,7 @@ def test_cli_sweep_end_to_end(tmp_path, tiny_parity):
     assert dict(ds.sizes) == {"lr": 2, "seed": 1, "step": ds.sizes["step"], "prune_fraction": 2, "snapshot": 0,
                               "neuron": 0}
     assert all(v in ds for v in VARIABLES) and (ds.status == "done").all()
-    assert ds.prune_fraction.values.tolist() == [0.2, 0.5] and ds.step.values[0] == 1
+    assert ds.prune_fraction.values.tolist() == [0.2, 0.5] and ds.step.values[0] == 10
     assert ds.prunability.equals(ds.prune_curve.mean("prune_fraction").astype(ds.prunability.dtype))
     assert all(ds[v].attrs["description"] for v in VARIABLES if v != "status")
     assert ds.lr.values.tolist() == [0.3, 1.0] and ds.seed.values.tolist() == [0]

@@ -17,7 +17,7 @@ def test_converges_to_full_training_accuracy():
     assert result.converged and not result.diverged and result.reason == "converged"
     assert result.train_acc == 1.0 and result.steps % 20 == 0 and result.steps < 2000
     loss, ratio = result.records["loss"], result.records["bc_loss_ratio"]
-    assert loss.shape == ratio.shape == (result.steps,)
+    assert loss.shape == ratio.shape == (result.steps // 10,)  # a record every 10 steps
     assert torch.all((ratio >= 0) & (ratio <= 1))
 
 
