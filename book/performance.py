@@ -45,13 +45,24 @@ for key, name in (("step_share_wide", "step_wide_percent"), ("step_share_thin", 
     glue(name, 100 * summary[key], display=False)
 glue("flops_percent", 100 * summary["flops_fraction"], display=False)
 glue("sequential_flops_percent", 100 * summary["sequential_flops_fraction"], display=False)
+for key in ("batched_speedup_cnn_m8_w0125", "batched_speedup_cnn_m8_w025", "channels_last_speedup_cnn_w0125",
+            "channels_last_speedup_cnn_w025", "batch_mate_steps"):
+    glue(key, summary[key], display=False)
+for width, tag in (("0.125", "w0125"), ("0.25", "w025")):
+    cnn_row = next(r for r in rows if r["benchmark"].startswith(f"Colored-MNIST size CNN width {width},"))
+    glue(f"cnn_{tag}_min", cnn_row["speedup min"], display=False)
+    glue(f"cnn_{tag}_max", cnn_row["speedup max"], display=False)
+glue("cnn_flops_percent", 100 * summary["cnn_flops_fraction"], display=False)
+glue("cnn_batch_mate_diff", summary["batch_mate_weight_diff_cnn"], display=False)
+glue("fcn_batch_mate_diff", summary["batch_mate_weight_diff_fcn"], display=False)
 pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 
 # %% [markdown]
 # Each row times the same work two ways in this one process, both at
 # {glue:text}`threads` thread(s): *baseline* is the plain way (the models trained one after
 # another with `lrsc.train.train`; minibatches from a `torch.utils.data.DataLoader` over a
-# `TensorDataset`), *lrsc* the batched or index-based way. Both training paths run the same
+# `TensorDataset`), *lrsc* the batched or index-based way (in the two `channels_last` rows,
+# one CNN in the default memory layout and in `torch.channels_last`). Both training paths run the same
 # steps and one full evaluation of the training set at the end. Each training case runs
 # {glue:text}`repeats` rounds, the two ways in turn; the table gives the median times and the
 # smallest and largest ratio of a single round, which shows how much a shared machine moves them.
@@ -86,12 +97,48 @@ pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 # Outside the step, the minibatch gather, the per-step records and the full-training-set
 # evaluation (which the one-at-a-time path pays too, at a similar rate) add to the batched time.
 #
-# The issue that asked for this page set 5× for 24 parity FCNs on a 2-core CPU; on the
-# machine that built this book the median is {glue:text}`batched_speedup_parity_m24:.1f`×.
-# Going further with PyTorch's own kernels would need the thin products and the memory passes
+# Going beyond the {glue:text}`batched_speedup_parity_m24:.1f`× measured here for 24 parity
+# FCNs with PyTorch's own kernels would need the thin products and the memory passes
 # to all but vanish *and* the small products to run near the dense rate; it would take fused
 # kernels (a product with its ReLU, say) rather than more batching. On a GPU the one-at-a-time
 # path is bound by kernel launches instead, and the ceiling is far higher.
+#
+# **Conv nets.** The CNN of the image chapters (VGG11-like, without BatchNorm) goes through
+# `train_batched` by another route: `vmap` runs the model's own code on each model's
+# weights, which makes every convolution of the stack one grouped convolution, and autograd
+# does the backward pass. On this CPU that buys little: 8 CNNs of width 0.125 train
+# {glue:text}`batched_speedup_cnn_m8_w0125:.2f`× as fast together as one at a time (single
+# rounds: {glue:text}`cnn_w0125_min:.2f`× to {glue:text}`cnn_w0125_max:.2f`×), and 8 of width
+# 0.25 {glue:text}`batched_speedup_cnn_m8_w025:.2f`× ({glue:text}`cnn_w025_min:.2f`× to
+# {glue:text}`cnn_w025_max:.2f`×). One CNN alone already does a lot of arithmetic per
+# operation: counting its convolution and matmul FLOPs as for the FCNs (a training step is
+# three forward passes' worth), the width-0.125 CNN trained one at a time runs at
+# {glue:text}`cnn_flops_percent:.0f`% of the dense matmul speed, where a parity FCN reaches
+# {glue:text}`sequential_flops_percent:.0f`%. Keeping the CNN's weights and inputs in
+# `torch.channels_last` (NHWC) order, which some convolution kernels prefer, makes a
+# one-at-a-time step {glue:text}`channels_last_speedup_cnn_w0125:.2f`× as fast at width 0.125
+# and {glue:text}`channels_last_speedup_cnn_w025:.2f`× at width 0.25 (above 1 is a gain);
+# lrsc keeps the default layout.
+#
+# **Why a sweep trains conv nets one at a time.** A run's numbers should depend on its own
+# settings only, not on which other runs a sweep put in the same batch; otherwise adding a
+# learning rate to a grid would change the runs already in it. A stack of bias-free FCNs has
+# that property: each model's products are its own slice of a batched matmul, so its
+# arithmetic is the same, bit for bit, whatever its batch-mates: after
+# {glue:text}`batch_mate_steps` steps, the largest difference in any weight between a parity
+# FCN trained alone and the same FCN trained in a stack of four is
+# {glue:text}`fcn_batch_mate_diff:.1g`. A grouped convolution sums in an order that depends on
+# the whole group: for the width-0.125 CNN that difference is
+# {glue:text}`cnn_batch_mate_diff:.1e` after as many steps. It is small, but not zero, so the
+# run would change with its grouping. (A CPU convolution's rounding also depends on
+# the number of threads it runs on.) Since batching gains little for conv nets on a CPU
+# and would cost that independence, the sweep batches only bias-free FCNs and trains conv
+# nets one at a time.
+#
+# **On a GPU.** Every number on this page was measured on the CPU. GPU figures are not
+# measured yet: no GPU was available on the machine that built this book. To measure them,
+# run `python -m benchmarks.run --device cuda`; it runs every benchmark on the GPU except
+# the profiled step breakdown, which is CPU-only.
 #
 # These are wall-clock times on a machine that may be shared with other work: rerun the
 # benchmark (or run it with `--threads 1`) to see how much they move.
