@@ -15,15 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny_project(tmp_path: Path) -> Path:
-    """A copy of the book with the front page, the parity chapter and a 'tiny' profile of fast sweeps."""
+    """A copy of the book with the front page, the parity, representations and mechanism
+    chapters (the last two reload the parity chapter's sweeps) and a 'tiny' profile of fast sweeps."""
     root = tmp_path / "project"
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
     shutil.copy(ROOT / "_config.yml", root)
     (root / "_toc.yml").write_text(yaml.safe_dump(
-        {"format": "jb-book", "root": "book/intro", "chapters": [{"file": "book/fig3_parity"}]}))
+        {"format": "jb-book", "root": "book/intro", "chapters": [
+            {"file": "book/fig3_parity"}, {"file": "book/fig5_representations"}, {"file": "book/fig12_13_mechanism"}]}))
     params = root / "params" / "tiny"
     params.mkdir(parents=True)
     parity = copy.deepcopy(TINY_PARITY)
+    parity["metrics"]["snapshot_steps"] = [0, 20, 100]
     settings = copy.deepcopy(TINY_PARITY)
     settings["grid"] = {"dataset_params.rho": [0.1, 0.3], "lr": [1.0], "seed": [0]}
     moon = copy.deepcopy(TINY_PARITY)
@@ -34,6 +37,11 @@ def _tiny_project(tmp_path: Path) -> Path:
         "parity_params": "params/tiny/parity.yaml", "moon_star_params": "params/tiny/moon_star.yaml",
         "settings_params": "params/tiny/settings.yaml", "results_dir": "results/tiny"}))
     (params / "intro.yaml").write_text(yaml.safe_dump({"results_dir": "results/tiny"}))
+    (params / "fig5_representations.yaml").write_text(yaml.safe_dump({
+        "sweep_params": ["params/tiny/parity.yaml"], "results_dir": "results/tiny"}))
+    (params / "fig12_13_mechanism.yaml").write_text(yaml.safe_dump({
+        "sweep_params": ["params/tiny/parity.yaml", "params/tiny/moon_star.yaml"],
+        "dynamics_params": "params/tiny/parity.yaml", "smooth": 2, "n_batch": 100, "results_dir": "results/tiny"}))
     return root
 
 
@@ -59,6 +67,13 @@ def test_book_executes_the_parity_chapter_and_builds_html(tmp_path):
     assert list(table.index) == ["moon_star", "parity"]
     intro = (html / "book" / "intro.html").read_text()
     assert "Of the 2 sweeps" in re.sub(r"<[^>]+>", "", intro) and "<img" in intro and "Traceback" not in intro
+    # The representation and mechanism chapters reload the stored sweeps and quote their own verdicts.
+    for name, figures in (("fig5_representations", 1), ("fig12_13_mechanism", 4)):
+        chapter = (html / "book" / f"{name}.html").read_text()
+        assert "Traceback" not in chapter and chapter.count('<span class="caption-number">Figure ') == figures
+    text = re.sub(r"<[^>]+>", "", (html / "book" / "fig5_representations.html").read_text())
+    verdicts = report.trend_table({"p": ds}, {"CSI": "csi"})
+    assert f"the CSI clearly rises\nwith LR in {int((verdicts[('CSI', 'verdict')] == 'agrees').sum())}" in text
 
 
 def test_unknown_profile_is_a_clear_error(tmp_path):
