@@ -29,7 +29,11 @@ sweep_params = [  # every sweep whose runs enter Fig. 12 (reloaded from results_
     "params/quick/parity.yaml",
     "params/quick/moon_star.yaml",
     "params/quick/fig4_colored_mnist_fcn.yaml",
+    "params/quick/fig4_colored_mnist_cnn.yaml",
     "params/quick/fig4_double_mnist_fcn.yaml",
+    "params/quick/fig4_double_mnist_cnn.yaml",
+    "params/quick/fig4_mnist_cifar_fcn.yaml",
+    "params/quick/fig4_corrupted_cifar10_fcn.yaml",
 ]
 dynamics_params = "params/quick/parity.yaml"  # the sweep whose training records and snapshots are shown
 seed = 0  # the seed whose training dynamics are shown

@@ -29,7 +29,11 @@
 sweep_params = [  # sweeps of the Fig. 3 and Fig. 4 chapters, reloaded from results_dir
     "params/quick/parity.yaml",
     "params/quick/fig4_colored_mnist_fcn.yaml",
+    "params/quick/fig4_colored_mnist_cnn.yaml",
     "params/quick/fig4_double_mnist_fcn.yaml",
+    "params/quick/fig4_double_mnist_cnn.yaml",
+    "params/quick/fig4_mnist_cifar_fcn.yaml",
+    "params/quick/fig4_corrupted_cifar10_fcn.yaml",
 ]
 overrides = {}  # {dotted key: value} applied to every sweep; keep equal to the other chapters' to reuse their runs
 results_dir = "results/quick"  # where the sweeps stored their runs and results.nc

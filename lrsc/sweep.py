@@ -118,6 +118,9 @@ def _result(run: dict, model: nn.Module, result: TrainResult, test_set: datasets
                     attrs={"config": json.dumps(run, sort_keys=True), "hash": run_hash(run),
                            "lrsc_version": lrsc.__version__, "device": str(test_set.x.device),
                            "threads": torch.get_num_threads(),
+                           "training_path": "stacked kernel" if stacked_kernel(model, run["train"]["momentum"],
+                                                                               run["train"]["weight_decay"])
+                           else "one model, autograd",
                            "wall_time_s": train_time_s + time.time() - started})
     return ds, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 

@@ -60,11 +60,13 @@ def test_fig4_chapter_executes_with_tiny_sweeps(tmp_path, monkeypatch):
         "sweep_params": sweeps, "settings_params": "params/tiny/fig4_settings.yaml", "n_samples": 4,
         "results_dir": "results/tiny"}), as_version=4)
 
-    figures = sum("image/png" in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", []))
-    assert figures == 4 * 2 + 1 + 2  # sample grids (train, test), the corruptions, one figure per sweep
+    figures = sum(key.endswith("image/png") for cell in nb.cells for out in cell.get("outputs", [])
+                  for key in out.get("data", {}))
+    assert figures == 3  # glued: the samples, the corruptions, the metrics grid (a row per sweep)
     # Glued numbers are the run's own.
     ds = store.load(root / "results" / "tiny" / "fig4_colored_mnist_fcn" / "results.nc")
     glued = _glued(nb)
     assert glued["colored_mnist_fcn_hi_prune"] == repr(report.lr_effect(ds)["hi_prune"])
     assert glued["colored_mnist_fcn_n_train"] == "300"
     assert "settings_acc_gain_0p05" in glued
+    assert glued["n_sweeps"] == "2" and "colored_mnist / fcn: accuracy" in glued["fig4_per_sweep"]
