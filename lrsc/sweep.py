@@ -285,18 +285,22 @@ def _complete(out: Path, run: dict, missing: list[str], device: str) -> None:
     store.write_atomic(ds, path)
 
 
-def set_aside_damaged(out: Path, runs: list[dict], then: str) -> list[Path]:
-    """Move aside (``runs/<hash>.nc.corrupt``) every stored run file of ``runs`` that cannot be
-    read or whose stored config does not hash to its name, reporting each once (path, reason,
-    ``then``: what happens next); returns their paths."""
-    damaged = []
+def set_aside_damaged(out: Path, runs: list[dict], then: str) -> dict[str, set[str] | None]:
+    """Check every stored run file of ``runs``: one that cannot be read, or whose stored config
+    does not hash to its name, is moved aside (``runs/<hash>.nc.corrupt``) and reported once
+    (path, reason, ``then``: what happens next). Returns, by run hash, the variables each
+    stored file holds, or None for a file moved aside."""
+    stored: dict[str, set[str] | None] = {}
     for run in runs:
-        path = store.run_path(out, run_hash(run))
-        problem = store.check_run_file(path, run_hash(run))[0] if path.exists() else None
+        h = run_hash(run)
+        path = store.run_path(out, h)
+        if not path.exists():
+            continue
+        problem, stored[h] = store.check_run_file(path, h)
         if problem:
             _notice(f"{path}: {problem}; moved aside to {store.set_aside(path, 'corrupt')}; {then}")
-            damaged.append(path)
-    return damaged
+            stored[h] = None
+    return stored
 
 
 def heal(out: Path, runs: list[dict], device: str = "auto") -> None:
@@ -308,14 +312,13 @@ def heal(out: Path, runs: list[dict], device: str = "auto") -> None:
     computed from its stored weights; if it lacks training variables (or its weights), its
     file is moved aside (``.stale``) and the run trained again. Nothing is mixed in as NaN.
     """
-    set_aside_damaged(out, runs, "training the run again")
+    stored_vars = set_aside_damaged(out, runs, "training the run again")
     stale: dict[str, list[str]] = {}
     for run in runs:
         h = run_hash(run)
-        path = store.run_path(out, h)
-        if not path.exists():
+        path, stored = store.run_path(out, h), stored_vars.get(h)
+        if stored is None:  # never stored, or just moved aside
             continue
-        stored = set(store.check_run_file(path, h)[1])
         missing = [v.name for v in variables.VARIABLES if v.name not in stored]
         if not missing:
             continue
@@ -364,7 +367,7 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
                   disable=not progress) as bar:
             if todo:
                 _drive(executor, batches(todo, models_at_once), out, device, retries, bar)
-    results = collect(out, cfg)
+    results = collect(out, cfg, check=False)  # heal checked the stored files; the new ones were just written
     store.write_atomic(results, out / "results.nc")
     failures(out, cfg, raise_=True)
     return results
@@ -396,14 +399,15 @@ def statuses(out_dir: str | Path, cfg: dict | None = None) -> list[tuple[dict, d
     return [(run, store.read_status(out_dir, run_hash(run))) for run in expand(cfg)]
 
 
-def collect(out_dir: str | Path, cfg: dict | None = None) -> xr.Dataset:
+def collect(out_dir: str | Path, cfg: dict | None = None, check: bool = True) -> xr.Dataset:
     """The sweep's dataset from the run files in ``out_dir`` (``cfg``: default ``out_dir/sweep.yaml``).
 
     Runs without a result are NaN, and the ``status`` variable says why (see ``store.collect``).
-    A run file that cannot be read is moved aside and its run counted as pending.
+    With ``check``, a run file that cannot be read is moved aside and its run counted as pending.
     """
     cfg = cfg or read_config(out_dir)
-    set_aside_damaged(Path(out_dir), expand(cfg), "run the sweep again to recompute it")
+    if check:
+        set_aside_damaged(Path(out_dir), expand(cfg), "run the sweep again to recompute it")
     dims = axes(cfg)
     grid_points = [dict(zip(dims, vals)) for vals in itertools.product(*dims.values())]
     cells = [(point, store.run_path(out_dir, run_hash(run)), record["status"])
