@@ -112,23 +112,6 @@ def attribution_shares(ds: xr.Dataset, title: str = "") -> plt.Figure:
     return fig
 
 
-def training_curves(ds: xr.Dataset, var: str = "bc_loss_ratio", smooth: int = 50, seed: int | None = None) -> plt.Figure:
-    """Per-step trace ``var`` (running mean over ``smooth`` steps) of each LR for one seed."""
-    seed = int(ds.seed.values[0]) if seed is None else seed
-    fig, ax = plt.subplots(figsize=(5, 3))
-    cmap = plt.get_cmap("viridis")
-    for i, lr in enumerate(ds.lr.values):
-        y = ds[var].sel(lr=lr, seed=seed).dropna("step").values
-        if len(y) >= smooth:
-            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
-        ax.plot(y, color=cmap(i / max(1, ds.sizes["lr"] - 1)), label=f"lr={lr:g}")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"{var} (running mean of {smooth})")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def sample_grid(split: Split, n: int = 16, by_bias: bool = False, bias_names: list[str] | None = None,
                 cols: int = 8, title: str = "") -> plt.Figure:
     """Images of ``split`` with their class ``y`` and bias ``b``; bias-conflicting samples
