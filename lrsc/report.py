@@ -218,6 +218,19 @@ def trend(ds: xr.Dataset, var: str, scale: float = 1.0) -> Trend:
                  float(per_seed.mean()), float(per_seed.std(ddof=1)) if n_seeds > 1 else nan)
 
 
+def trend_sentence(ds: xr.Dataset, var: str, expected: int = 1, scale: float = 1.0, unit: str = "") -> str:
+    """One glue-ready clause on how ``var`` moves with LR (see :class:`Trend`) and whether that
+    matches a claim that it moves in ``expected`` direction, e.g. ``"rises (effect +12.4 points,
+    seed sd 3.3, rank correlation 1.00), as the paper claims"``."""
+    t = trend(ds, var, scale)
+    if t.n_lrs < 2:
+        return "cannot be judged: fewer than two LRs are compared"
+    spread = f", seed sd {t.spread:.3g}{unit}" if np.isfinite(t.spread) else ""
+    judged = {"agrees": "as the paper claims", "disagrees": "against the paper's claim",
+              "inconclusive": "so this run neither confirms nor contradicts the paper"}[t.verdict(expected)]
+    return f"{t.words} (effect {t.effect:+.3g}{unit}{spread}, rank correlation {t.rank:.2f}), {judged}"
+
+
 def trend_table(results: dict, variables: dict[str, str], expected: int = 1) -> pd.DataFrame:
     """One row per sweep of ``results`` (``{name: ds}``) and column group per ``variables``
     (``{short: variable}``): the rank correlation, the effect between the halves of the LR
