@@ -97,6 +97,33 @@ for short, var, scale, unit in (("acc", "test_acc", 100, " points"), ("prune", "
 # effect with the paper's, not the levels: the paper's bit counts and rho are unknown.
 
 # %% tags=["hide-input"]
+fig = plots.prune_curves(parity)
+glue("fig3_prune_curves", fig, display=False)
+plt.close(fig)
+scope = report.config_values(parity).get("prune_scope", "layer")
+glue("parity_prune_scope", (
+    "The prunability in this chapter is the mean of these curves over q, with neurons pruned "
+    + ("per layer: each hidden layer loses the fraction q of its neurons whose weights have the smallest "
+       "L1 norm (metrics.prune_scope = \"layer\", the default; with \"global\" the neurons are ranked "
+       "over the whole network instead)."
+       if scope == "layer" else
+       "over the whole network: the fraction q of all hidden neurons whose weights have the smallest L1 "
+       "norm, wherever they are (metrics.prune_scope = \"global\"; the default, \"layer\", prunes "
+       "each hidden layer by the same fraction).")), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig3_prune_curves
+# :name: fig3_prune_curves
+#
+# Parity, FCN: the share of unbiased test accuracy kept after pruning a fraction q of the
+# hidden neurons, `P_q`, against q, at the smallest (blue) and the largest (red) compared
+# LR; seed mean, band from the seed minimum to maximum.
+# ```
+#
+# **Prunability shown whole.** Prunability is one number per model; {numref}`fig3_prune_curves`
+# shows the curve it summarises. {glue:text}`parity_prune_scope`
+
+# %% tags=["hide-input"]
 fig = plots.attribution_shares(parity)
 glue("fig3_attributions", fig, display=False)
 plt.close(fig)

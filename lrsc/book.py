@@ -2,8 +2,9 @@
 
 Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in
 ``_toc.yml``. ``build_book`` executes it with the parameters in
-``params/<profile>/<name>.yaml`` into ``book/<name>.ipynb``, the root page (which reads
-what the chapters stored) last, then builds ``_build/html`` without executing anything again.
+``params/<profile>/<name>.yaml`` into ``book/<name>.ipynb`` in TOC order, except that the
+root page and pages whose parameters say ``reads_only: true`` (they read what the chapters
+stored) run last, then builds ``_build/html`` without executing anything again.
 """
 from __future__ import annotations
 
@@ -87,10 +88,13 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         raise ConfigError(f"profile {profile!r} lacks parameter files for {', '.join(missing) or 'every chapter'} "
                           f"in {params_dir}; available profiles: {', '.join(profiles)}")
     if execute:
-        # The root page summarises what the chapters stored, so it runs after all of them.
+        # Pages that only read what the chapters stored run after all of them, in TOC order:
+        # the root page and every page whose parameters say `reads_only: true` (a key for
+        # this ordering alone, not passed to the notebook).
         root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
-        for chapter in sorted(names, key=lambda c: c == root_page):
-            params = yaml.safe_load((params_dir / f"{Path(chapter).name}.yaml").read_text()) or {}
+        all_params = {c: yaml.safe_load((params_dir / f"{Path(c).name}.yaml").read_text()) or {} for c in names}
+        for chapter in sorted(names, key=lambda c: c == root_page or bool(all_params[c].get("reads_only"))):
+            params = {k: v for k, v in all_params[chapter].items() if k != "reads_only"}
             print(f"executing {chapter} with params/{profile}/{Path(chapter).name}.yaml", flush=True)
             execute_chapter(root, chapter, params)
     jb = Path(sys.executable).with_name("jupyter-book")

@@ -264,3 +264,60 @@ def dominance(dom: xr.Dataset, lrs: tuple[float, ...]) -> plt.Figure:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def prune_curves(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """Prunability shown whole: the accuracy kept after pruning, ``P_q`` (the stored
+    ``prune_curve``), against the pruning fraction q at the smallest (blue) and largest (red)
+    compared LR; seed mean, band from the seed min to max. Prunability is the mean of a curve
+    over its q."""
+    lrs = comparable_lrs(ds)
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    for lr, color in ((lrs[0], "tab:blue"), (lrs[-1], "tab:red")) if lrs else ():
+        curve = ds.prune_curve.sel(lr=lr)
+        q = curve.prune_fraction.values
+        line, = ax.plot(q, curve.mean("seed"), "o-", ms=3, color=color, label=f"lr={lr:g}")
+        ax.fill_between(q, curve.min("seed"), curve.max("seed"), color=color, alpha=0.2, linewidth=0)
+    ax.axhline(1, color="black", lw=0.5, ls=":")
+    ax.set_xlabel("pruning fraction q")
+    ax.set_ylabel("P_q = Acc(pruned) / Acc")
+    if lrs:
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def gain_heatmaps(tables: dict, metrics: tuple[tuple[str, str], ...] = (
+        ("test_acc gain", "accuracy gain (points)"), ("prunability gain", "prunability gain"))) -> plt.Figure:
+    """Where the LR effect holds: one row per settings sweep of ``tables`` (``{name: table of
+    lrsc.report.gain_table}``), one heat map per ``(column, title)`` of ``metrics``. The first
+    index level (a data setting such as rho) runs down, the others across; a cell is the
+    high-LR minus low-LR value, written in it, blue where positive and red where negative
+    (a colour scale centred on zero per panel); a cell whose runs did not all converge is
+    hatched."""
+    fig, axes = plt.subplots(len(tables), len(metrics), figsize=(3.6 * len(metrics), 0.9 + 0.55 * max(
+        [t.index.get_level_values(0).nunique() for t in tables.values()] or [1]) * max(len(tables), 1)),
+        squeeze=False)
+    for row, (name, table) in zip(axes, tables.items()):
+        first = table.index.names[0]
+        rest = table.index.names[1:]
+        for ax, (column, label) in zip(row, metrics):
+            grid = table[column].unstack(rest) if rest else table[column].to_frame(" ")
+            ok = table["all converged"].unstack(rest) if rest else table["all converged"].to_frame(" ")
+            values = grid.to_numpy(float)
+            limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+            ax.imshow(values, cmap="RdBu", vmin=-(limit or 1.0), vmax=limit or 1.0, aspect="auto")
+            for (i, j), v in np.ndenumerate(values):
+                ax.text(j, i, f"{v:+.3g}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(v) > 0.6 * limit else "black")
+                if not bool(ok.to_numpy()[i, j]):
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0))
+            ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index], fontsize=8)
+            ax.set_ylabel(first)
+            cols = [", ".join(f"{v:g}" for v in (c if isinstance(c, tuple) else (c,))) if rest else "" for c in grid.columns]
+            ax.set_xticks(range(len(cols)), cols, fontsize=8)
+            ax.set_xlabel(", ".join(rest))
+            ax.set_title(f"{name}: {label}", fontsize=9)
+    fig.tight_layout()
+    return fig

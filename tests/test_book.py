@@ -15,20 +15,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny_project(tmp_path: Path) -> Path:
-    """A copy of the book with the front page, the parity, representations and mechanism
-    chapters (the last two reload the parity chapter's sweeps) and a 'tiny' profile of fast sweeps."""
+    """A copy of the book with the front page, the claims page, the parity, representations and
+    mechanism chapters (all but parity reload the parity chapter's sweeps) and a 'tiny' profile of
+    fast sweeps."""
     root = tmp_path / "project"
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
     shutil.copy(ROOT / "_config.yml", root)
     (root / "_toc.yml").write_text(yaml.safe_dump(
         {"format": "jb-book", "root": "book/intro", "chapters": [
-            {"file": "book/fig3_parity"}, {"file": "book/fig5_representations"}, {"file": "book/fig12_13_mechanism"}]}))
+            {"file": "book/claims"}, {"file": "book/fig3_parity"}, {"file": "book/fig5_representations"}, {"file": "book/fig12_13_mechanism"}]}))
     params = root / "params" / "tiny"
     params.mkdir(parents=True)
     parity = copy.deepcopy(TINY_PARITY)
     parity["metrics"]["snapshot_steps"] = [0, 20, 100]
     settings = copy.deepcopy(TINY_PARITY)
-    settings["grid"] = {"dataset_params.rho": [0.1, 0.3], "lr": [1.0], "seed": [0]}
+    settings["grid"] = {"dataset_params.rho": [0.1, 0.3], "lr": [0.3, 1.0], "seed": [0]}
     moon = copy.deepcopy(TINY_PARITY)
     moon.update(dataset="moon_star", dataset_params={"rho": 0.1, "image_size": 12, "n_train": 200, "n_test": 200})
     for name, cfg in (("parity", parity), ("settings", settings), ("moon_star", moon)):
@@ -37,6 +38,7 @@ def _tiny_project(tmp_path: Path) -> Path:
         "parity_params": "params/tiny/parity.yaml", "moon_star_params": "params/tiny/moon_star.yaml",
         "settings_params": "params/tiny/settings.yaml", "results_dir": "results/tiny"}))
     (params / "intro.yaml").write_text(yaml.safe_dump({"results_dir": "results/tiny"}))
+    (params / "claims.yaml").write_text(yaml.safe_dump({"results_dir": "results/tiny", "reads_only": True}))
     (params / "fig5_representations.yaml").write_text(yaml.safe_dump({
         "sweep_params": ["params/tiny/parity.yaml"], "results_dir": "results/tiny"}))
     (params / "fig12_13_mechanism.yaml").write_text(yaml.safe_dump({
@@ -74,6 +76,17 @@ def test_book_executes_the_parity_chapter_and_builds_html(tmp_path):
     text = re.sub(r"<[^>]+>", "", (html / "book" / "fig5_representations.html").read_text())
     verdicts = report.trend_table({"p": ds}, {"CSI": "csi"})
     assert f"the CSI clearly rises\nwith LR in {int((verdicts[('CSI', 'verdict')] == 'agrees').sum())}" in text
+    # The claims page ran after the chapters (first in the TOC): its counts are the ledger's,
+    # its table links each claim to its chapter, and it draws the settings map.
+    from lrsc import claims
+
+    ledger = claims.ledger(root / "results" / "tiny")
+    page = (html / "book" / "claims.html").read_text()
+    text = re.sub(r"<[^>]+>", "", re.sub(r"<details.*?</details>", "", page, flags=re.S))
+    assert "Traceback" not in page and page.count('<span class="caption-number">Figure ') == 1
+    assert 'href="fig3_parity.html' in page and "<table" in page and "{doc}" not in text
+    assert f"{int((ledger.verdict == 'agrees').sum())} agree with the paper" in text
+    assert (ledger.verdict != claims.NOT_RUN).sum() >= 8  # parity and moon-star claims, and Fig. 12
 
 
 def test_unknown_profile_is_a_clear_error(tmp_path):
