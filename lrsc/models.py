@@ -6,12 +6,15 @@ and ``head``, the output layer that pruning never touches.
 Registry: ``fcn`` (vectors or images, flattened), ``cnn`` (VGG11-like), ``resnet18``,
 ``resnet50`` and ``wrn101_2`` (torchvision's). The convolutional models take images of
 shape ``(C, H, W)`` with H, W around 28–32 px, and a float ``width`` multiplier: a layer
-the paper gives ``c`` channels gets ``max(1, round(c * width))``.
+the paper gives ``c`` channels gets ``max(1, round(c * width))``. Transformers: ``swin_t``
+(torchvision's Swin-T, optionally from a local state dict) and ``vit_small`` (a reduced ViT
+for CPU runs); what pruning means for them is said above :class:`SwinT`.
 """
 from __future__ import annotations
 
 import inspect
 import math
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -242,3 +245,183 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> tuple[torch
         logits.append(model.head(h))
     model.train(was_training)
     return torch.cat(feats), torch.cat(logits)
+
+
+# ----- transformers -----
+#
+# What structured pruning (lrsc.prune) means for them: it zeroes output channels of every
+# nn.Linear and nn.Conv2d but ``head``: one hidden neuron of an MLP (which then outputs exactly
+# zero: GELU(0) = 0), one query, key or value coordinate of an attention layer, one output
+# coordinate of an attention projection or an MLP's second layer, one channel of the patch
+# embedding (and, for Swin, of a patch-merging layer). The last three write into the residual
+# stream, which every block adds onto and LayerNorm re-centres, so there pruning removes that
+# layer's contribution to the channel, not the channel itself; unlike a ResNet's, the residual
+# stream is not tied across blocks into one group. Only the MLP hidden neurons and the q/k/v
+# coordinates are units that fall silent.
+
+
+def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ConfigError(f"{name} needs image inputs of shape (C, H, W), got input_shape={input_shape}")
+    return input_shape  # type: ignore[return-value]
+
+
+class SwinT(nn.Module):
+    """torchvision's Swin-T (Liu et al. 2021; ``torchvision.models.swin_t``) as ``net``, behind the
+    interface of the other models (torchvision's own ``features`` is its stage stack, so the model
+    is wrapped rather than subclassed; a torchvision state dict loads into ``net``).
+
+    ``features(x)``: the last stage's tokens after the final LayerNorm, averaged over space;
+    shape ``(n, 768)``. They are not post-ReLU, so they are rarely exactly zero. ``head`` is
+    torchvision's ``Linear(768, num_classes)``. Input ``(n, C, H, W)``; Swin-T's patch size 4 and
+    three 2x patch merges take H, W to ``ceil(H / 32)``: 224 px (ImageNet) gives 7 x 7 tokens,
+    32 px gives 1 x 1 (the 7 x 7 windows then cover the whole map; torchvision pads odd maps).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        from torchvision.models import swin_t as tv_swin_t
+
+        self.net = tv_swin_t(num_classes=num_classes)
+        if in_channels != 3:
+            self.net.features[0][0] = nn.Conv2d(in_channels, 96, kernel_size=4, stride=4)
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.net.head
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        return torch.flatten(net.avgpool(net.permute(net.norm(net.features(x)))), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _load_weights(model: SwinT, path: str) -> None:
+    """Load a torchvision Swin-T state dict (e.g. ImageNet's ``swin_t-704ceda3.pth``) into ``model.net``,
+    except the parameters whose shape the task changes (the head for another number of classes,
+    the patch embedding for other input channels), which keep their fresh initialisation."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"swin_t: model_params.weights={path!r}: no such file; give the path of a torchvision Swin-T "
+                          "state dict (.pth, e.g. ImageNet-1k's swin_t-704ceda3.pth from "
+                          "https://download.pytorch.org/models/swin_t-704ceda3.pth), or '' to start from scratch")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise ConfigError(f"swin_t: cannot read model_params.weights={path!r} as a state dict: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())}") from None
+    state = {k.removeprefix("net."): v for k, v in state.items()}  # this wrapper's own state dicts load too
+    own = model.net.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ConfigError(f"swin_t: {path} is not a torchvision Swin-T state dict: unexpected keys such as "
+                          f"{unknown[:3]}")
+    kept = {k: v for k, v in state.items() if v.shape == own[k].shape}
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ConfigError(f"swin_t: {path} lacks keys such as {missing[:3]}; give a full torchvision Swin-T state dict")
+    if not any(p.is_meta for p in model.parameters()):  # models.check builds on the meta device: nothing to copy
+        model.net.load_state_dict(kept, strict=False)
+
+
+@register("swin_t")
+def swin_t(*, input_shape: tuple[int, ...], num_classes: int, weights: str = "") -> SwinT:
+    """torchvision's Swin-T for ``(C, H, W)`` images (any H, W >= 4; meant for >= 32), with a
+    ``num_classes`` head. ``weights``: path of a local torchvision Swin-T state dict to start
+    from (the paper starts from ImageNet-1k weights for CelebA and Waterbirds); the head (and
+    the patch embedding for C != 3) is left freshly initialised when its shape differs.
+    Note torchvision's stochastic depth (0.2) is on in training mode."""
+    c, _, _ = _image_shape("swin_t", input_shape)
+    model = SwinT(c, num_classes)
+    if weights:
+        _load_weights(model, weights)
+    return model
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention written out (no fused kernels, so ``torch.func.vmap`` can stack models)."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5, dim=-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(n, t, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + fc2(gelu(fc1(norm2(x))))``."""
+
+    def __init__(self, width: int, heads: int, hidden: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+
+
+class ViT(nn.Module):
+    """A small Vision Transformer (Dosovitskiy et al. 2021) for CPU-sized runs.
+
+    Non-overlapping ``patch_size`` patches are embedded by a strided conv, a learned position
+    embedding is added, ``depth`` pre-norm blocks follow, then a final LayerNorm; tokens are
+    averaged (no class token) and ``head`` is a linear classifier. No BatchNorm, no dropout and
+    no buffers. Input ``(n, C, H, W)`` with H and W multiples of ``patch_size``; output
+    ``(n, num_classes)`` logits. Init: weights truncated normal (std 0.02), biases zero.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, patch_size: int, depth: int,
+                 width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        c, h, w = input_shape
+        self.embed = nn.Conv2d(c, width, patch_size, stride=patch_size)
+        self.pos = nn.Parameter(torch.zeros(1, (h // patch_size) * (w // patch_size), width))
+        self.blocks = nn.ModuleList(Block(width, heads, max(1, round(mlp_ratio * width))) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens after the final LayerNorm, averaged; shape ``(n, width)``."""
+        x = self.embed(x).flatten(2).transpose(1, 2) + self.pos
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x).mean(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@register("vit_small")
+def vit_small(*, input_shape: tuple[int, ...], num_classes: int, patch_size: int = 4, depth: int = 4,
+              width: int = 128, heads: int = 4, mlp_ratio: float = 2.0) -> ViT:
+    """A reduced ViT: ``depth`` blocks of ``width`` channels and ``heads`` heads, MLPs
+    ``mlp_ratio`` times as wide, on ``patch_size`` patches (3x32x32: 64 tokens; 3x64x32: 128).
+    About 0.55 M parameters at the defaults; a few hundred SGD steps of batch 100 take minutes
+    on a CPU."""
+    c, h, w = _image_shape("vit_small", input_shape)
+    if min(patch_size, depth, width, heads) < 1 or not mlp_ratio > 0:
+        raise ConfigError(f"vit_small needs patch_size, depth, width, heads >= 1 and mlp_ratio > 0, got "
+                          f"patch_size={patch_size}, depth={depth}, width={width}, heads={heads}, "
+                          f"mlp_ratio={mlp_ratio}")
+    if width % heads:
+        raise ConfigError(f"vit_small: width={width} must be a multiple of heads={heads}")
+    if h % patch_size or w % patch_size:
+        raise ConfigError(f"vit_small: the image sides {h} x {w} must be multiples of patch_size={patch_size}")
+    return ViT((c, h, w), num_classes, patch_size, depth, width, heads, mlp_ratio)

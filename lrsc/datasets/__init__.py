@@ -161,3 +161,4 @@ def unbiased_labels(n: int, num_classes: int, g: torch.Generator) -> tuple[torch
 
 # Builders register themselves on import.
 from lrsc.datasets import colored_mnist, corrupted_cifar10, double_mnist, mnist_cifar, moon_star, parity  # noqa: E402,F401
+from lrsc.datasets import naturalistic, standard  # noqa: E402,F401
