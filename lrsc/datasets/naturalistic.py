@@ -23,6 +23,7 @@ runs; pretrained Swin-T expects 224), stored uint8 in the dataset cache and floa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -79,19 +80,24 @@ def ensure_celeba(root: Path) -> pd.DataFrame:
     return file_memo(base / "list_attr_celeba.txt", _read_celeba)
 
 
+def _check_split_table(name: str, p: dict, read_table: Callable, column: str, splits: dict) -> Info:
+    """The check shared by the metadata-table datasets: sizes and image size first, then the
+    table under the data root (``read_table(root)``), whose ``column`` holds ``splits``' ids."""
+    check_size(name, "n_train", p["n_train"])
+    check_size(name, "n_test", p["n_test"])
+    check_image_size(name, p["image_size"])
+    table = read_table(resolve_data_root(p["data_root"]))
+    available = int((table[column] == splits["train"]).sum())
+    check_size(name, "n_train", p["n_train"], available, "training images")
+    check_size(name, "n_test", p["n_test"], int((table[column] == splits["test"]).sum()), "test images")
+    return Info(p["n_train"] or available, (3, p["image_size"], p["image_size"]), 2)
+
+
 def _check_celeba(p: dict) -> Info:
     if p["target"] not in CELEBA_TARGETS:
         raise ConfigError(f"celeba: dataset_params.target must be one of {', '.join(map(repr, CELEBA_TARGETS))}, "
                           f"got {p['target']!r}")
-    check_size("celeba", "n_train", p["n_train"])
-    check_size("celeba", "n_test", p["n_test"])
-    check_image_size("celeba", p["image_size"])
-    table = ensure_celeba(resolve_data_root(p["data_root"]))
-    available = int((table["partition"] == CELEBA_PARTITIONS["train"]).sum())
-    check_size("celeba", "n_train", p["n_train"], available, "training images")
-    check_size("celeba", "n_test", p["n_test"], int((table["partition"] == CELEBA_PARTITIONS["test"]).sum()),
-               "test images")
-    return Info(p["n_train"] or available, (3, p["image_size"], p["image_size"]), 2)
+    return _check_split_table("celeba", p, ensure_celeba, "partition", CELEBA_PARTITIONS)
 
 
 @register("celeba", check=_check_celeba)
@@ -154,15 +160,7 @@ def waterbirds_table(root: Path) -> pd.DataFrame:
 
 
 def _check_waterbirds(p: dict) -> Info:
-    check_size("waterbirds", "n_train", p["n_train"])
-    check_size("waterbirds", "n_test", p["n_test"])
-    check_image_size("waterbirds", p["image_size"])
-    table = waterbirds_table(resolve_data_root(p["data_root"]))
-    available = int((table["split"] == WATERBIRDS_SPLITS["train"]).sum())
-    check_size("waterbirds", "n_train", p["n_train"], available, "training images")
-    check_size("waterbirds", "n_test", p["n_test"], int((table["split"] == WATERBIRDS_SPLITS["test"]).sum()),
-               "test images")
-    return Info(p["n_train"] or available, (3, p["image_size"], p["image_size"]), 2)
+    return _check_split_table("waterbirds", p, waterbirds_table, "split", WATERBIRDS_SPLITS)
 
 
 @register("waterbirds", check=_check_waterbirds)
