@@ -30,10 +30,22 @@ DEFAULTS: dict[str, Any] = {
     "model_params": {},         # keyword arguments of the model builder
     "seed": 0,                  # one seed; dataset, init and data order derive from it
     "train": {
-        "lr": 0.1,              # constant learning rate
+        "lr": 0.1,              # learning rate (the schedule's starting or peak value)
         "batch_size": 100,
-        "momentum": 0.0,
-        "weight_decay": 0.0,
+        "optimizer": "sgd",     # sgd, adam, adamw or psgd_kron
+        "momentum": 0.0,        # SGD's momentum
+        "weight_decay": 0.0,    # L2 penalty (decoupled for adamw and psgd_kron)
+        "l1": 0.0,              # L1 penalty: l1 * sum |w| over every weight
+        "focal_gamma": 0.0,     # focal loss (1 - p)^gamma * CE; 0 is the cross-entropy
+        "asam_rho": 0.0,        # ASAM's neighbourhood radius; 0 trains without ASAM
+        "schedule": "constant",  # LR schedule: constant, step, cosine or wsd (warmup-stable-decay)
+        "schedule_steps": 0,    # cosine and wsd: steps over which the schedule runs (0: max_steps)
+        "schedule_factor": 0.1,  # LR multiplier after the step (step) or at the schedule's end (cosine, wsd)
+        "schedule_at": 1000,    # step: the step after which the LR is multiplied by schedule_factor
+        "warmup_steps": 0,      # wsd: steps of linear warmup
+        "decay_frac": 0.2,      # wsd: the share of schedule_steps spent decaying
+        "stop_loss": 0.0,       # stop at this mean training cross-entropy instead of at 100% accuracy (0: accuracy)
+        "extra_steps": 0,       # steps trained on after the stopping criterion is met
         "max_steps": 15000,     # step cap; a run that hits it is reported as not converged
         "eval_every": 100,      # steps between full training-set accuracy checks
         "collapse_patience": 10,  # evaluations at chance (after having learnt) that count as a collapse
@@ -52,20 +64,22 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 PRUNE_SCOPES = ("layer", "global")
+OPTIMIZERS = ("sgd", "adam", "adamw", "psgd_kron")
+SCHEDULES = ("constant", "step", "cosine", "wsd")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
 
 # Short names for sweep axes; any other axis is a dotted path into the run config.
-AXIS_ALIASES = {
-    "lr": "train.lr",
-    "batch_size": "train.batch_size",
-    "momentum": "train.momentum",
-    "weight_decay": "train.weight_decay",
-}
+AXIS_ALIASES = {key: f"train.{key}" for key in (
+    "lr", "batch_size", "optimizer", "momentum", "weight_decay", "l1", "focal_gamma", "asam_rho", "schedule",
+    "schedule_at", "stop_loss", "extra_steps")}
 POSITIVE = {"train.lr", "train.batch_size", "train.max_steps", "train.eval_every", "train.collapse_patience",
-            "train.record_every", "train.confident_prob", "metrics.q", "metrics.n_act", "metrics.n_attr",
-            "metrics.ig_steps"}
-NON_NEGATIVE = {"train.momentum", "train.weight_decay"}
+            "train.record_every", "train.confident_prob", "train.schedule_at", "train.decay_frac", "metrics.q",
+            "metrics.n_act", "metrics.n_attr", "metrics.ig_steps"}
+NON_NEGATIVE = {"train.momentum", "train.weight_decay", "train.l1", "train.focal_gamma", "train.asam_rho",
+                "train.schedule_steps", "train.schedule_factor", "train.warmup_steps", "train.stop_loss",
+                "train.extra_steps"}
+CHOICES = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES, "metrics.prune_scope": PRUNE_SCOPES}
 
 
 def _type_name(v: Any) -> str:
@@ -151,14 +165,24 @@ def check_run(run: dict) -> None:
     for path in NON_NEGATIVE:
         if get(run, path) < 0:
             raise ConfigError(f"{path} must be non-negative, got {get(run, path)!r}")
-    for path in ("metrics.q", "train.confident_prob"):
+    for path, choices in CHOICES.items():
+        if get(run, path) not in choices:
+            raise ConfigError(f"{path} must be one of {', '.join(choices)}, got {get(run, path)!r}")
+    for path in ("metrics.q", "train.confident_prob", "train.decay_frac"):
         if not get(run, path) <= 1:
             raise ConfigError(f"{path} must lie in (0, 1], got {get(run, path)!r}")
+    t = run["train"]
+    if t["momentum"] >= 1:
+        raise ConfigError(f"train.momentum must lie in [0, 1), got {t['momentum']!r}")
+    if t["optimizer"] != "sgd" and t["momentum"]:
+        raise ConfigError(f"train.momentum is SGD's; train.optimizer={t['optimizer']!r} uses its own "
+                          f"(set train.momentum to 0)")
+    horizon = t["schedule_steps"] or t["max_steps"]
+    if t["schedule"] == "wsd" and t["warmup_steps"] + t["decay_frac"] * horizon > horizon:
+        raise ConfigError(f"train.warmup_steps={t['warmup_steps']} and train.decay_frac={t['decay_frac']} do not "
+                          f"fit in the schedule's {horizon} steps (train.schedule_steps, else train.max_steps)")
     if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in run["metrics"]["prune_fractions"]):
         raise ConfigError(f"metrics.prune_fractions must be numbers in [0, 1), got {run['metrics']['prune_fractions']!r}")
-    if run["metrics"]["prune_scope"] not in PRUNE_SCOPES:
-        raise ConfigError(f"metrics.prune_scope must be one of {', '.join(PRUNE_SCOPES)}, "
-                          f"got {run['metrics']['prune_scope']!r}")
     snaps = run["metrics"]["snapshot_steps"]
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in snaps) or sorted(set(snaps)) != snaps:
         raise ConfigError(f"metrics.snapshot_steps must be increasing non-negative integers (training steps), "

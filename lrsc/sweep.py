@@ -35,7 +35,7 @@ from lrsc import config as config_mod
 from lrsc import datasets, engines, models, store, variables
 from lrsc.errors import ConfigError, RunsFailed
 from lrsc.seeding import derive_seed, pick_device
-from lrsc.train import TrainResult, stacked_kernel, train, train_batched
+from lrsc.train import PER_MODEL, TrainResult, stacked_kernel, train, train_batched
 
 MODELS_AT_ONCE = 32  # most runs trained together: bounds the memory of stacked weights and data
 
@@ -94,12 +94,14 @@ def _stackable(key: str) -> bool:
     with torch.device("meta"):
         model = models.build(run["model"], input_shape=info.input_shape, num_classes=info.num_classes,
                              **run["model_params"])
-    return stacked_kernel(model, run["train"]["momentum"], run["train"]["weight_decay"])
+    return stacked_kernel(model, run["train"]["optimizer"], run["train"]["asam_rho"])
 
 
 def stackable(run: dict) -> bool:
     """Whether the run's model trains through the stacked kernel (see ``lrsc.train.stacked_kernel``),
-    so that it can share a batch with runs that differ from it only in LR and seed."""
+    so that it can share a batch with runs that differ from it only in seed and the per-model
+    training settings (``lrsc.train.PER_MODEL``: LR, momentum, penalties, focal gamma, schedule,
+    stopping)."""
     keys = ("dataset", "dataset_params", "model", "model_params", "train")
     return _stackable(json.dumps({k: run[k] for k in keys}, sort_keys=True))
 
@@ -107,6 +109,12 @@ def stackable(run: dict) -> bool:
 def _train_settings(run: dict) -> dict:
     """The run's ``train`` settings as keyword arguments of ``lrsc.train``, less the LR."""
     return {k: v for k, v in run["train"].items() if k != "lr"}
+
+
+def _plain_sgd(run: dict) -> bool:
+    """Whether the run is plain SGD (no momentum, weight decay or L1): such runs share a batch only
+    with each other, since the kernel's update takes another route for them (``lrsc.train._Sgd``)."""
+    return not (run["train"]["momentum"] or run["train"]["weight_decay"] or run["train"]["l1"])
 
 
 def _result(run: dict, model: nn.Module, result: TrainResult, test_set: datasets.Split,
@@ -118,8 +126,8 @@ def _result(run: dict, model: nn.Module, result: TrainResult, test_set: datasets
                     attrs={"config": json.dumps(run, sort_keys=True), "hash": run_hash(run),
                            "lrsc_version": lrsc.__version__, "device": str(test_set.x.device),
                            "threads": torch.get_num_threads(),
-                           "training_path": "stacked kernel" if stacked_kernel(model, run["train"]["momentum"],
-                                                                               run["train"]["weight_decay"])
+                           "training_path": "stacked kernel" if stacked_kernel(model, run["train"]["optimizer"],
+                                                                               run["train"]["asam_rho"])
                            else "one model, autograd",
                            "wall_time_s": train_time_s + time.time() - started})
     return ds, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -142,8 +150,8 @@ def run_one(run: dict, device: str = "auto", progress: bool = False) -> tuple[xr
 
 
 def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) -> list[tuple[xr.Dataset, dict]]:
-    """Train runs that differ only in ``train.lr`` and ``seed`` and go through the stacked kernel
-    at once (``train_batched``), then evaluate each; returns exactly what ``run_one`` returns
+    """Train runs that differ only in ``seed`` and per-model training settings and go through the
+    stacked kernel at once (``train_batched``), then evaluate each; returns exactly what ``run_one`` returns
     for each (the kernel's per-model numbers do not depend on the batch).
 
     Each run's ``wall_time_s`` is its share of the batch's training time plus its own evaluation.
@@ -156,10 +164,13 @@ def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) ->
     train_sets = [splits[run["seed"]][0] for run in runs]
     nets = [init_model(run, data) for run, data in zip(runs, train_sets)]
     started = time.time()
-    results = train_batched(nets, train_sets, lr=[r["train"]["lr"] for r in runs], seed=[r["seed"] for r in runs],
-                            progress=progress, snapshot_steps=runs[0]["metrics"]["snapshot_steps"],
+    shared = {k: v for k, v in _train_settings(runs[0]).items() if k not in PER_MODEL}
+    shared.pop("optimizer"), shared.pop("asam_rho")  # SGD without ASAM, or the runs would not be stackable
+    per_model = {k: [r["train"][k] for r in runs] for k in PER_MODEL}
+    results = train_batched(nets, train_sets, seed=[r["seed"] for r in runs], progress=progress,
+                            snapshot_steps=runs[0]["metrics"]["snapshot_steps"],
                             snapshot=[variables.neuron_selectivity(r, splits[r["seed"]][1]) for r in runs],
-                            **_train_settings(runs[0]))
+                            **per_model, **shared)
     share = (time.time() - started) / len(runs)
     return [_result(run, net, result, splits[run["seed"]][1], share) for run, net, result in zip(runs, nets, results)]
 
@@ -167,17 +178,26 @@ def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) ->
 def batches(runs: list[dict], size: int) -> list[list[dict]]:
     """Split ``runs`` into lists that ``run_batch`` can train at once, of at most ``size`` runs.
 
-    Runs go together when their configs differ only in ``train.lr`` and ``seed`` and they
-    train through the stacked kernel (:func:`stackable`); every other run is a list of one.
-    Lists follow the order of each list's first run.
+    Runs go together when their configs differ only in ``seed`` and the per-model training
+    settings (``lrsc.train.PER_MODEL``), they train through the stacked kernel (:func:`stackable`)
+    and they are all plain SGD or all not (:func:`_plain_sgd`); every other run is a list of one,
+    and the sweep says once which settings keep runs apart. Lists follow the order of each list's
+    first run.
     """
     groups: dict[str, list[dict]] = {}
+    alone: set[str] = set()
     for i, run in enumerate(runs):
         if size > 1 and stackable(run):
-            key = json.dumps({**run, "seed": None, "train": {**run["train"], "lr": None}}, sort_keys=True)
+            settings = {**run["train"], **{k: None for k in PER_MODEL}, "plain": _plain_sgd(run)}
+            key = json.dumps({**run, "seed": None, "train": settings}, sort_keys=True)
         else:
             key = str(i)
+            if size > 1 and (run["train"]["optimizer"] != "sgd" or run["train"]["asam_rho"]):
+                alone.add("ASAM" if run["train"]["asam_rho"] else run["train"]["optimizer"])
         groups.setdefault(key, []).append(run)
+    if alone:
+        _notice(f"{', '.join(sorted(alone))} cannot be batched (per-model optimiser state, ASAM's second pass): "
+                f"those runs train one model at a time")
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 

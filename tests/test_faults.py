@@ -45,6 +45,14 @@ def _one_error_line(capsys) -> str:
     ("dataset_params.n_train=10", "train.batch_size=50 exceeds the 10 training samples of parity"),
     ("metrics.prune_scope=everywhere", "metrics.prune_scope must be one of layer, global"),
     ("metrics.snapshot_steps=[10,5]", "metrics.snapshot_steps must be increasing"),
+    ("grid.optimizer=[sgd,rmsprop]", "train.optimizer must be one of sgd, adam, adamw, psgd_kron, got 'rmsprop'"),
+    ("train.schedule=linear", "train.schedule must be one of constant, step, cosine, wsd, got 'linear'"),
+    ("grid.l1=[0,-0.001]", "train.l1 must be non-negative, got -0.001"),
+    ("train.weight_decay=-1", "train.weight_decay must be non-negative"),
+    ("grid.focal_gamma=[-1]", "train.focal_gamma must be non-negative, got -1"),
+    ("grid.asam_rho=[-0.5]", "train.asam_rho must be non-negative"),
+    ("train.batch_size=100000", "train.batch_size=100000 exceeds the"),
+    ("train.momentum=1.5", "train.momentum must lie in [0, 1)"),
     ("model_params.depth=0", "fcn needs depth >= 1"),
 ])
 def test_bad_input_found_before_running(tmp_path, tiny_parity, capsys, override, message):

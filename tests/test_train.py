@@ -1,8 +1,12 @@
-"""The SGD loop: convergence, the step cap, divergence, determinism."""
+"""The training loop: convergence, the step cap, divergence, determinism, optimisers, schedules,
+the focal loss and the stopping rules."""
+import math
+
+import pytest
 import torch
 
 from lrsc import datasets, models
-from lrsc.train import RECORDS, train
+from lrsc.train import RECORDS, focal_weight, lr_table, train
 
 
 def _setup(seed=0, **params):
@@ -51,3 +55,67 @@ def test_same_seed_same_numbers():
         torch.testing.assert_close(a.records[k], b.records[k], rtol=0, atol=0, equal_nan=True)
     assert a.steps == b.steps
     assert all(torch.equal(p, q) for p, q in zip(ma.parameters(), mb.parameters()))
+
+
+def test_lr_schedules_known_values():
+    assert lr_table(0.5, 4).tolist() == [0.5] * 4
+    assert torch.allclose(lr_table(1.0, 6, "step", schedule_factor=0.1, schedule_at=3),
+                          torch.tensor([1, 1, 1, 0.1, 0.1, 0.1]))
+    # cosine from 1 to 0.1 over 4 steps, then held: 0.1 + 0.9 (1 + cos(pi t / 4)) / 2
+    expected = [0.1 + 0.45 * (1 + math.cos(math.pi * t / 4)) for t in range(5)] + [0.1]
+    assert torch.allclose(lr_table(1.0, 6, "cosine", schedule_steps=4, schedule_factor=0.1), torch.tensor(expected))
+    wsd = lr_table(2.0, 12, "wsd", schedule_steps=10, schedule_factor=0.0, warmup_steps=2, decay_frac=0.3)
+    assert torch.allclose(wsd[:8], torch.tensor([0.0, 1.0, 2, 2, 2, 2, 2, 2]))  # linear warmup, then stable
+    assert wsd[7] > wsd[8] > wsd[9] > wsd[10] == wsd[11] == 0  # decays to the end value and holds it
+    # 0 schedule steps means the step cap
+    assert torch.equal(lr_table(1.0, 6, "cosine", schedule_factor=0.0, max_steps=4)[4:], torch.zeros(2))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_weight_gives_the_focal_loss_gradient(gamma):
+    logits = torch.randn(1, 20, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 5, (1, 20), generator=torch.Generator().manual_seed(1))
+    logp = logits.log_softmax(-1)
+    p = logp.gather(-1, y[..., None]).exp().squeeze(-1)
+    focal = (1 - p) ** gamma * -logp.gather(-1, y[..., None]).squeeze(-1)
+    (grad,) = torch.autograd.grad(focal.sum(), logits)
+    ce_grad = logp.exp() - torch.nn.functional.one_hot(y, 5)
+    weight = focal_weight(logp.detach(), y, torch.tensor([gamma], dtype=torch.float64))
+    torch.testing.assert_close(weight[..., None] * ce_grad.detach(), grad)
+    if gamma == 0:
+        assert torch.equal(weight, torch.ones_like(weight))
+
+
+@pytest.mark.parametrize("settings", [{"optimizer": "adam", "lr": 0.01}, {"optimizer": "adamw", "lr": 0.01,
+                                      "weight_decay": 0.01, "schedule": "cosine", "schedule_steps": 400},
+                                      {"optimizer": "psgd_kron", "lr": 0.003, "schedule": "wsd", "warmup_steps": 20},
+                                      {"lr": 1.0, "asam_rho": 0.5, "momentum": 0.5}], ids=lambda s: str(s.get("optimizer", "asam")))
+def test_other_optimisers_train_and_repeat(settings):
+    """Adam, AdamW, PSGD-Kron and ASAM fit the data, and a seed gives the same numbers whatever
+    the global random state (PSGD-Kron draws from it)."""
+    runs = []
+    for state in (1, 2):
+        model, data = _setup()
+        torch.manual_seed(state)
+        result = train(model, data, batch_size=50, max_steps=400, eval_every=20, **settings)
+        runs.append((result, torch.cat([p.flatten() for p in model.parameters()])))
+    (result, weights), (again, weights_again) = runs
+    assert result.converged and result.steps == again.steps
+    assert torch.equal(weights, weights_again)
+    if settings.get("asam_rho"):  # ASAM's two passes differ from plain SGD's one
+        model, data = _setup()
+        sgd = train(model, data, batch_size=50, max_steps=400, eval_every=20, lr=1.0, momentum=0.5)
+        assert not torch.equal(torch.cat([p.flatten() for p in model.parameters()]), weights)
+
+
+def test_stop_at_a_loss_threshold_and_extra_steps():
+    model, data = _setup()
+    by_loss = train(model, data, lr=1.0, batch_size=50, max_steps=2000, eval_every=20, stop_loss=0.3)
+    model, data = _setup()
+    by_acc = train(model, data, lr=1.0, batch_size=50, max_steps=2000, eval_every=20)
+    assert by_loss.converged and by_loss.steps < by_acc.steps  # a loose threshold is met before 100% accuracy
+    model, data = _setup()
+    longer = train(model, data, lr=1.0, batch_size=50, max_steps=2000, eval_every=20, extra_steps=35)
+    assert longer.converged and longer.fit_step == by_acc.steps and longer.steps == by_acc.steps + 35
+    assert longer.records["loss"].shape == (longer.steps // 10,)
+    assert longer.records["loss"][-1] < by_acc.records["loss"][-1]  # training on lowers the loss
