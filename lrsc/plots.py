@@ -10,28 +10,35 @@ from lrsc.report import comparable_lrs
 from lrsc.variables import VARIABLES
 
 LABELS = {v.name: v.label for v in VARIABLES}  # axis labels, declared with each variable
+AXIS_LABELS = {"lr": "learning rate", "batch_size": "batch size", "momentum": "momentum", "l1": "L1 penalty",
+               "weight_decay": "L2 penalty (weight decay)", "focal_gamma": "focal loss γ", "asam_rho": "ASAM ρ",
+               "schedule_at": "step t of the LR switch", "extra_steps": "extra steps"}
 
 # One colour per input region in every figure of the book: core green, spurious red, noise grey.
 REGION_COLORS = {"core": "tab:green", "spurious": "tab:red", "noise": "tab:gray"}
 
 
-def _line(ax, ds: xr.Dataset, var: str, label: str | None = None, color=None) -> None:
-    """Seed mean against LR, a band from the seed min to max; hollow markers where not every
-    seed converged, crosses where a seed diverged."""
-    lr = ds.lr.values
+def _line(ax, ds: xr.Dataset, var: str, label: str | None = None, color=None, axis: str = "lr") -> None:
+    """Seed mean against LR (or another swept ``axis``), a band from the seed min to max; hollow
+    markers where not every seed converged, crosses where a seed diverged. A log x axis, linear
+    near 0 when the values include 0 (momentum, penalties)."""
+    lr = ds[axis].values
     mean, lo, hi = (ds[var].mean("seed"), ds[var].min("seed"), ds[var].max("seed"))
     line, = ax.plot(lr, mean, "-", color=color, label=label)
     ax.fill_between(lr, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ok = np.isin(lr, comparable_lrs(ds))
+    ok = np.isin(lr, comparable_lrs(ds, axis))
     diverged = ds.diverged.any("seed").values
     ax.plot(lr[ok], mean.values[ok], "o", color=line.get_color())
     ax.plot(lr[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
     ax.plot(lr[diverged], mean.values[diverged], "x", color="red", ms=8)
-    ax.set_xscale("log")
-    # Tick the swept LRs themselves: log-scale minor labels collide on short LR ranges.
+    if (lr > 0).all():
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=float(lr[lr > 0].min()))
+    # Tick the swept values themselves: log-scale minor labels collide on short ranges.
     ax.set_xticks(lr, [f"{v:g}" for v in lr], fontsize=7)
     ax.minorticks_off()
-    ax.set_xlabel("learning rate")
+    ax.set_xlabel(AXIS_LABELS.get(axis, axis))
 
 
 def _columns(n: int) -> int:
@@ -319,5 +326,75 @@ def gain_heatmaps(tables: dict, metrics: tuple[tuple[str, str], ...] = (
             ax.set_xticks(range(len(cols)), cols, fontsize=8)
             ax.set_xlabel(", ".join(rest))
             ax.set_title(f"{name}: {label}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def hyperparameter_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "prunability", "csi"),
+                        names: dict | None = None) -> plt.Figure:
+    """Fig. 6: one row per swept setting of ``results`` (``{key: ds}``, dims ``(key, seed)``; the
+    key is the axis), one column per variable against that setting's values."""
+    fig, axes = plt.subplots(len(results), len(variables), figsize=(3.1 * len(variables), 2.2 * len(results)),
+                             squeeze=False)
+    for row, (key, ds) in zip(axes, results.items()):
+        for ax, var in zip(row, variables):
+            _line(ax, ds, var, axis=key)
+            ax.set_title(LABELS.get(var, var), fontsize=9)
+        row[0].set_ylabel((names or {}).get(key, key), fontsize=10, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def hyperparameter_scatter(runs, x: str = "test_acc", y: str = "prunability",
+                           second: tuple[str, str] = ("max_bc_loss_ratio", "test_acc")) -> plt.Figure:
+    """Every run (rows of :func:`lrsc.hyper.runs_frame`) placed by ``x`` and ``y`` (left) and by
+    ``second`` (right), one colour per varied setting; hollow where the run did not converge."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for (name, group), color in zip(runs.groupby("varied", sort=False), plt.cm.tab10.colors):
+        for ax, (a, b) in zip(axes, [(x, y), second]):
+            done = group.converged & ~group.diverged
+            ax.scatter(group[a][done], group[b][done], color=color, s=22, label=name)
+            ax.scatter(group[a][~done], group[b][~done], facecolors="none", edgecolors=color, s=22)
+    for ax, (a, b) in zip(axes, [(x, y), second]):
+        ax.set_xlabel(LABELS.get(a, a))
+        ax.set_ylabel(LABELS.get(b, b))
+    axes[0].legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def lines_over(panels: dict, variables: tuple[str, ...], axis: str, references: dict | None = None) -> plt.Figure:
+    """One panel per variable against ``axis``, one line per entry of ``panels`` (``{label: ds}``,
+    dims ``(axis, seed)``); ``references`` (``{label: {variable: value}}``) are drawn as
+    horizontal dashed lines (e.g. constant-LR runs beside LR switches)."""
+    fig, axes = plt.subplots(1, len(variables), figsize=(3.4 * len(variables), 2.9), squeeze=False)
+    for ax, var in zip(axes[0], variables):
+        for (label, ds), color in zip(panels.items(), plt.cm.tab10.colors):
+            _line(ax, ds, var, label=label, color=color, axis=axis)
+        for (label, values), color in zip((references or {}).items(), plt.cm.Set2.colors):
+            ax.axhline(values[var], ls="--", color=color, label=label)
+        ax.set_title(LABELS.get(var, var), fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def soup_heatmaps(soups: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability")) -> plt.Figure:
+    """Each variable of two-model soups (:func:`lrsc.soup.pair_soups`, seed mean) over the pair
+    of LRs averaged; the diagonal is each model alone."""
+    fig, axes = plt.subplots(1, len(variables), figsize=(3.6 * len(variables), 3.2), squeeze=False)
+    labels = [f"{v:g}" for v in soups.lr_a.values]
+    for ax, var in zip(axes[0], variables):
+        mean = soups[var].mean("seed").values
+        im = ax.imshow(mean, cmap="viridis", origin="lower")
+        for i in range(mean.shape[0]):
+            for j in range(mean.shape[1]):
+                ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xlabel("LR of one model")
+        ax.set_ylabel("LR of the other")
+        ax.set_title(LABELS.get(var, var), fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig

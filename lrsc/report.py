@@ -26,10 +26,11 @@ def config_values(ds: xr.Dataset) -> dict:
     return {k: v for k, v in {**defaults, **given}.items() if isinstance(v, (bool, int, float, str))}
 
 
-def comparable_lrs(ds: xr.Dataset) -> list[float]:
-    """LRs at which every seed reached 100% training accuracy and none diverged, ascending."""
+def comparable_lrs(ds: xr.Dataset, axis: str = "lr") -> list[float]:
+    """LRs (or values of another swept ``axis``) at which every seed reached 100% training
+    accuracy and none diverged, ascending."""
     ok = (ds.converged & ~ds.diverged).all("seed")
-    return sorted(float(lr) for lr in ds.lr.values[ok.values])
+    return sorted(float(v) for v in ds[axis].values[ok.values])
 
 
 def summary_table(ds: xr.Dataset, metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
@@ -75,10 +76,10 @@ def endpoints(ds: xr.Dataset, metric: str) -> tuple[float, float, float, float]:
     return lrs[0], float(mean.sel(lr=lrs[0])), lrs[-1], float(mean.sel(lr=lrs[-1]))
 
 
-def rank_correlation(ds: xr.Dataset, metric: str) -> float:
-    """Spearman correlation between LR and the seed mean of ``metric`` over comparable LRs."""
-    lrs = comparable_lrs(ds)
-    mean = ds[metric].mean("seed").sel(lr=lrs).to_series()
+def rank_correlation(ds: xr.Dataset, metric: str, axis: str = "lr") -> float:
+    """Spearman correlation between LR (or ``axis``) and the seed mean of ``metric`` over comparable values."""
+    lrs = comparable_lrs(ds, axis)
+    mean = ds[metric].mean("seed").sel({axis: lrs}).to_series()
     # Spearman = Pearson on ranks (pandas' method="spearman" would pull in scipy for this alone).
     return float(pd.Series(lrs, index=mean.index).rank().corr(mean.rank()))
 
@@ -202,19 +203,19 @@ class Trend:
         return {expected: "agrees", -expected: "disagrees", 0: "inconclusive"}[self.direction]
 
 
-def trend(ds: xr.Dataset, var: str, scale: float = 1.0) -> Trend:
+def trend(ds: xr.Dataset, var: str, scale: float = 1.0, axis: str = "lr") -> Trend:
     """:class:`Trend` of ``var`` (times ``scale``, e.g. 100 for accuracy in %) over the compared
-    LRs of a sweep with dims ``(lr, seed)``."""
-    lrs = comparable_lrs(ds)
+    LRs of a sweep with dims ``(lr, seed)``, or over the compared values of another ``axis``."""
+    lrs = comparable_lrs(ds, axis)
     nan = float("nan")
     if len(lrs) < 2:
         return Trend(var, len(lrs), ds.sizes["seed"], nan, nan, nan, nan, nan)
-    values = ds[var].sel(lr=lrs) * scale
+    values = ds[var].sel({axis: lrs}) * scale
     half = len(lrs) // 2
-    lower, upper = values.isel(lr=slice(0, half)), values.isel(lr=slice(len(lrs) - half, None))
-    per_seed = upper.mean("lr") - lower.mean("lr")
+    lower, upper = values.isel({axis: slice(0, half)}), values.isel({axis: slice(len(lrs) - half, None)})
+    per_seed = upper.mean(axis) - lower.mean(axis)
     n_seeds = int(per_seed.notnull().sum())
-    return Trend(var, len(lrs), n_seeds, rank_correlation(ds, var), float(lower.mean()), float(upper.mean()),
+    return Trend(var, len(lrs), n_seeds, rank_correlation(ds, var, axis), float(lower.mean()), float(upper.mean()),
                  float(per_seed.mean()), float(per_seed.std(ddof=1)) if n_seeds > 1 else nan)
 
 
