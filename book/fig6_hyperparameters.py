@@ -43,10 +43,9 @@ from lrsc.sweep import run_sweep
 
 out = resolve(results_dir)
 results = hyper.sweep_each(resolve(sweep_params), small_lr, ranges, out, overrides, progress=progress)
-stem = resolve(sweep_params).stem
-with_l2 = run_sweep(resolve(sweep_params), out / f"{stem}_high_lr_l2",
+with_l2 = run_sweep(resolve(sweep_params), out / "hp_high_lr_l2",
                     {**overrides, "grid.lr": [high_lr], "grid.weight_decay": l2_values}, progress=progress).isel(lr=0)
-l2_alone = run_sweep(resolve(sweep_params), out / f"{stem}_weight_decay",
+l2_alone = run_sweep(resolve(sweep_params), out / "hp_small_lr_l2",
                      {**overrides, "grid.lr": [small_lr], "grid.weight_decay": l2_values}, progress=progress).isel(lr=0)
 report.sweep_settings({report.dataset_model(results["lr"]): results["lr"]})
 

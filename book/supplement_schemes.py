@@ -18,7 +18,8 @@
 
 # %% tags=["parameters"]
 sweep_params = "params/quick/hp_parity.yaml"  # the constant-LR SGD sweep every scheme modifies
-schemes = {"Adam": {"train.optimizer": "adam", "grid.lr": [0.001, 0.01]}}  # {name: overrides}
+schemes = {"adam": {"label": "Adam", "overrides": {"train.optimizer": "adam", "grid.lr": [0.001, 0.01]}}}  # stored
+# under scheme_<key>; the claims ledger reads the keys adam, adamw_cosine, psgd_kron_wsd, step_decay, stop_loss, extra_steps
 scheme_seeds = [0, 1]  # seeds of every scheme
 switch_lrs = [0.8, 0.05]  # start at the first LR, drop to the second after step t
 switch_steps = [100, 400]  # the steps t
@@ -27,8 +28,6 @@ results_dir = "results/quick"  # where the sweeps store their runs and results.n
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-import re
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
@@ -40,9 +39,9 @@ from lrsc.sweep import run_sweep
 params = resolve(sweep_params)
 out = resolve(results_dir)
 results = {"SGD, constant LR": run_sweep(params, out / params.stem, overrides, progress=progress)}
-for name, changes in schemes.items():
-    folder = out / f"{params.stem}_{re.sub('[^a-z0-9]+', '_', name.lower()).strip('_')}"
-    results[name] = run_sweep(params, folder, {**overrides, "grid.seed": scheme_seeds, **changes}, progress=progress)
+for key, scheme in schemes.items():
+    results[scheme["label"]] = run_sweep(params, out / f"scheme_{key}",
+                                         {**overrides, "grid.seed": scheme_seeds, **scheme["overrides"]}, progress=progress)
 fig = plots.metrics_grid(results, ("test_acc", "prunability", "csi"))
 glue("supp_schemes", fig, display=False)
 plt.close(fig)
@@ -88,7 +87,7 @@ verdicts.round(3)
 
 # %% tags=["hide-input"]
 high, low = switch_lrs
-switch = run_sweep(params, out / f"{params.stem}_switch",
+switch = run_sweep(params, out / "scheme_switch",
                    {**overrides, "grid.lr": [high], "train.schedule": "step", "train.schedule_factor": low / high,
                     "grid.schedule_at": switch_steps}, progress=progress).isel(lr=0)
 constant = results["SGD, constant LR"]

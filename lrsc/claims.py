@@ -17,6 +17,13 @@ direction. :func:`ledger` reads the stored ``results.nc`` files and gives one ve
   :data:`MIN_RUNS` runs or ``|rho|`` below :data:`MIN_RHO`; otherwise ``agrees`` when ``rho``
   has the expected sign and ``disagrees`` when not.
 
+- **both properties** (``kind="both"``, Fig. 6 and Tab. 2): over the range of one
+  hyperparameter (``axis``), :func:`lrsc.hyper.effects_table` judges whether unbiased accuracy
+  and prunability both clearly improve. For the LR (``expected=1``) the claim ``agrees`` when
+  both do, ``disagrees`` when either clearly worsens, and is ``inconclusive`` otherwise; for
+  any other hyperparameter (``expected=-1``: "at most one") it ``disagrees`` when both
+  clearly improve and ``agrees`` otherwise.
+
 A claim whose folders are all missing is ``not run in this profile``; a correlation claim
 uses the folders that exist.
 """
@@ -52,6 +59,7 @@ class Claim:
     expected: int = 1  # +1: rises (with LR, or with x); -1: falls
     kind: str = "trend"  # "trend": direction with LR; "correlation": with x over runs
     x: str = "lr"  # the other variable of a correlation claim
+    axis: str = "lr"  # the swept setting of a "both" claim
 
 
 # (sweep folder, a name for readers) of the Fig. 4 chapter; a profile may run only some.
@@ -64,6 +72,17 @@ FIG4_SWEEPS = (
     ("fig4_corrupted_cifar10_fcn", "Corrupted CIFAR-10, FCN"),
 )
 SWEEPS = (("parity", "parity, FCN"), ("moon_star", "moon-star, FCN"), *FIG4_SWEEPS)
+# (sweep folder, a name for readers) of the supplement's training schemes, each an LR sweep.
+SCHEME_SWEEPS = (
+    ("scheme_adam", "Adam"),
+    ("scheme_adamw_cosine", "AdamW with a cosine schedule"),
+    ("scheme_psgd_kron_wsd", "PSGD-Kron with a WSD schedule"),
+    ("scheme_step_decay", "SGD with a step decay"),
+    ("scheme_stop_loss", "SGD to a cross-entropy threshold"),
+    ("scheme_extra_steps", "SGD trained on past 100% accuracy"),
+)
+# The hyperparameters of the Fig. 6 chapter (folders hp_<key>) besides the LR.
+HYPERPARAMETERS = ("batch_size", "momentum", "l1", "weight_decay", "focal_gamma", "asam_rho")
 
 # (variable, expected direction with LR, how the statement names it)
 _WORDS = {
@@ -82,6 +101,7 @@ _TREND_TABLE = (
     ("fig15", "Fig. 15", "fig3_parity", SWEEPS[1:2], (("test_acc", 1), ("prunability", 1))),
     ("fig4", "Fig. 4", "fig4_datasets", FIG4_SWEEPS, (("test_acc", 1), ("prunability", 1), ("act_comp", 1))),
     ("fig5", "Fig. 5", "fig5_representations", (SWEEPS[0], *FIG4_SWEEPS), (("csi", 1), ("class_sep", 1))),
+    ("supp", "Fig. 23-25, 29", "supplement_schemes", SCHEME_SWEEPS, (("test_acc", 1), ("prunability", 1))),
 )
 
 
@@ -94,6 +114,14 @@ def _claims() -> tuple[Claim, ...]:
                      "goes with higher unbiased test accuracy.",
                      "fig12_13_mechanism", tuple(folder for folder, _ in SWEEPS), "test_acc", 1,
                      kind="correlation", x="max_bc_loss_ratio"))
+    from lrsc.hyper import NAMES
+
+    out.append(Claim("fig6.lr.both", "Fig. 6, Tab. 2", "Over its range, the learning rate raises both unbiased "
+                     "accuracy and prunability.", "fig6_hyperparameters", ("hp_parity", "hp_colored_mnist_resnet18"), "test_acc", 1,
+                     kind="both"))
+    out += [Claim(f"fig6.{key}.both", "Fig. 6, Tab. 2", f"Over its range at a small LR, {NAMES[key]} raises at most "
+                  f"one of unbiased accuracy and prunability.", "fig6_hyperparameters", (f"hp_{key}",), "test_acc", -1,
+                  kind="both", axis=key) for key in HYPERPARAMETERS]
     return tuple(out)
 
 
@@ -136,6 +164,20 @@ def judge(claim: Claim, results_dir: str | Path) -> dict:
         rho, n = float(pooled["spearman"]), int(pooled["runs"])
         row.update(verdict=correlation_verdict(rho, n, claim.expected), effect=rho, rank=rho, runs=n,
                    LRs=int(runs.lr.nunique()), seeds=int(runs.seed.nunique()), sweeps=", ".join(loaded))
+    elif claim.kind == "both":
+        from lrsc.hyper import effects_table
+
+        ds = next(iter(loaded.values()))  # the quick or the full profile's sweep
+        ds = ds.isel(lr=0) if claim.axis != "lr" else ds
+        effects = effects_table({claim.axis: ds}, ("test_acc", "prunability")).iloc[0]
+        directions = {effects[("test_acc", "direction")], effects[("prunability", "direction")]}
+        both = directions == {"improves"}
+        verdict = ("agrees" if both else "disagrees" if "worsens" in directions else "inconclusive") \
+            if claim.expected > 0 else ("disagrees" if both else "agrees")
+        t = report.trend(ds, "test_acc", 100, axis=claim.axis)
+        row.update(verdict=verdict, effect=effects[("test_acc", "effect")], rank=t.rank,
+                   **{"seed sd": effects[("test_acc", "seed sd")]}, LRs=t.n_lrs, seeds=t.n_seeds,
+                   runs=t.n_lrs * t.n_seeds)
     else:
         raise ValueError(f"unknown claim kind {claim.kind!r}")
     return row

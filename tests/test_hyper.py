@@ -83,4 +83,22 @@ def test_sweep_each_stores_one_axis_per_hyperparameter(tmp_path, tiny_parity):
     # the plain point of every sweep is the LR sweep's run at that LR: same numbers
     np.testing.assert_array_equal(results["l1"].test_acc.sel(l1=0.0).values,
                                   results["lr"].test_acc.sel(lr=0.3).values)
-    assert (tmp_path / "out" / "p_focal_gamma" / "results.nc").is_file()
+    assert (tmp_path / "out" / "hp_focal_gamma" / "results.nc").is_file()
+
+
+def test_both_claims_of_the_ledger(tmp_path):
+    from lrsc import claims
+
+    def put(folder, ds):
+        (tmp_path / folder).mkdir()
+        ds.expand_dims(lr=[0.05]).to_netcdf(tmp_path / folder / "results.nc") if "lr" not in ds.dims \
+            else ds.to_netcdf(tmp_path / folder / "results.nc")
+
+    put("hp_parity", _sweep("lr", [0.1, 0.2, 0.4, 0.8, 1.6], [0.6, 0.7, 0.8, 0.9, 0.1], [0.5, 0.6, 0.7, 0.8, 0.0]))
+    put("hp_momentum", _sweep("momentum", [0.0, 0.5, 0.8, 0.9, 0.95], [0.6, 0.7, 0.8, 0.9, 0], [0.5, 0.6, 0.7, 0.8, 0]))
+    put("hp_l1", _sweep("l1", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], [0.6, 0.7, 0.8, 0.9, 0], [0.8, 0.7, 0.6, 0.5, 0]))
+    table = claims.ledger(tmp_path)
+    assert table.loc["fig6.lr.both", "verdict"] == "agrees"
+    assert table.loc["fig6.momentum.both", "verdict"] == "disagrees"  # momentum gets both here
+    assert table.loc["fig6.l1.both", "verdict"] == "agrees"  # L1 trades prunability for accuracy
+    assert table.loc["fig6.asam_rho.both", "verdict"] == claims.NOT_RUN
