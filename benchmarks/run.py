@@ -48,6 +48,7 @@ class Case:
     num_classes: int
     n_train: int
     model: str = "fcn"
+    sgd: tuple[tuple[str, float], ...] = ()  # SGD settings besides the LR, e.g. (("momentum", 0.9),)
 
     @property
     def tag(self) -> str:
@@ -60,6 +61,8 @@ def cases(quick: bool) -> list[Case]:
     return [
         Case("parity 16-200-200-2", 8, s, (16,), 200, 2, 10000),
         Case("parity 16-200-200-2", 24, s, (16,), 200, 2, 10000),
+        Case("parity 16-200-200-2, momentum 0.9 + L1 + L2", 8, s, (16,), 200, 2, 10000,
+             sgd=(("momentum", 0.9), ("weight_decay", 1e-4), ("l1", 1e-5))),
         Case("Colored-MNIST size 2352-256-256-10", 8, s // 5, (3, 28, 28), 256, 10, 2000),
         Case("Colored-MNIST size 2352-1024-1024-10", 4, s // 10, (3, 28, 28), 1024, 10, 2000),
         Case("Colored-MNIST size CNN width 0.125", 8, s // 10, (3, 28, 28), 0.125, 10, 200, "cnn"),
@@ -115,7 +118,7 @@ def time_training(case: Case, repeats: int, device: torch.device) -> tuple[float
     once with ``train_batched``, over ``repeats`` alternating rounds, and each round's ratio."""
     data = _data(case, device)
     lrs = [0.01 * (i + 1) for i in range(case.models)]  # small enough that no model stops early
-    kwargs = dict(batch_size=100, max_steps=case.steps, eval_every=case.steps)
+    kwargs = dict(batch_size=100, max_steps=case.steps, eval_every=case.steps, **dict(case.sgd))
     sequential, batched = [], []
     for _ in range(repeats):
         nets = _nets(case, device)
@@ -217,11 +220,11 @@ def step_profile(models: int = 24, steps: int = 50, width: int = 200) -> dict[st
     scale = torch.full((models,), 1e-4)
     stacked = _StackedFcn()
     for _ in range(5):
-        stacked.step(weights, x, y, scale)
+        stacked.step(weights, x, y, scale, None, True)
     with _without_fd2():
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             for _ in range(steps):
-                stacked.step(weights, x, y, scale)
+                stacked.step(weights, x, y, scale, None, True)
         events = prof.key_averages(group_by_input_shape=True)
     times = {"wide": 0.0, "thin": 0.0, "other": 0.0}
     for event in events:
@@ -326,7 +329,9 @@ def run(quick: bool = False, threads: int | None = None, repeats: int = 3,
                      "speedup min": min(ratios), "speedup max": max(ratios),
                      "lrsc GFLOP/s": flops / bat / 1e9, "of matmul peak": flops / bat / peak,
                      "baseline of peak": flops / seq / peak})
-        if case.input_shape == (16,):
+        if case.input_shape == (16,) and case.sgd:
+            summary[f"batched_speedup_parity_m{case.models}_sgd_settings"] = seq / bat
+        elif case.input_shape == (16,):
             summary[f"batched_speedup_parity_m{case.models}"] = seq / bat
             if case.models == 24:
                 summary["flops_fraction"] = flops / bat / peak

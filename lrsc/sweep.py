@@ -164,8 +164,8 @@ def run_batch(runs: list[dict], device: str = "auto", progress: bool = False) ->
     train_sets = [splits[run["seed"]][0] for run in runs]
     nets = [init_model(run, data) for run, data in zip(runs, train_sets)]
     started = time.time()
-    shared = {k: v for k, v in _train_settings(runs[0]).items() if k not in PER_MODEL}
-    shared.pop("optimizer"), shared.pop("asam_rho")  # SGD without ASAM, or the runs would not be stackable
+    # optimizer and asam_rho are SGD and 0 (or the runs would not be stackable): train_batched's own
+    shared = {k: v for k, v in _train_settings(runs[0]).items() if k not in (*PER_MODEL, "optimizer", "asam_rho")}
     per_model = {k: [r["train"][k] for r in runs] for k in PER_MODEL}
     results = train_batched(nets, train_sets, seed=[r["seed"] for r in runs], progress=progress,
                             snapshot_steps=runs[0]["metrics"]["snapshot_steps"],
@@ -196,8 +196,8 @@ def batches(runs: list[dict], size: int) -> list[list[dict]]:
                 alone.add("ASAM" if run["train"]["asam_rho"] else run["train"]["optimizer"])
         groups.setdefault(key, []).append(run)
     if alone:
-        _notice(f"{', '.join(sorted(alone))} cannot be batched (per-model optimiser state, ASAM's second pass): "
-                f"those runs train one model at a time")
+        _notice(f"{', '.join(sorted(alone))} runs train one model at a time: the batched kernel does SGD only "
+                f"(Adam-type optimisers keep their own state per weight, ASAM takes a second gradient pass)")
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 

@@ -9,6 +9,7 @@ from benchmarks import run as bench
 
 def test_benchmark_reports_its_ratios(tmp_path, monkeypatch):
     tiny = [bench.Case("parity 16-200-200-2", 24, 3, (16,), 8, 2, 300),
+            bench.Case("parity, momentum", 4, 3, (16,), 8, 2, 300, sgd=(("momentum", 0.9), ("l1", 1e-5))),
             bench.Case("Colored-MNIST size", 2, 2, (3, 28, 28), 8, 10, 200),
             bench.Case("CNN", 8, 2, (3, 28, 28), 0.125, 10, 100, "cnn")]
     monkeypatch.setattr(bench, "cases", lambda quick: tiny)
@@ -18,7 +19,8 @@ def test_benchmark_reports_its_ratios(tmp_path, monkeypatch):
     report = json.loads(out.read_text())
     for key in ("batched_speedup_parity_m24", "flops_fraction", "data_path_speedup",
                 "speedup_at_matmul_peak_parity_m24", "wide_products_of_peak", "hot_product_of_peak",
-                "batched_speedup_cnn_m8_w0125", "cnn_flops_fraction", "channels_last_speedup_cnn_w0125"):
+                "batched_speedup_cnn_m8_w0125", "cnn_flops_fraction", "channels_last_speedup_cnn_w0125",
+                "batched_speedup_parity_m4_sgd_settings"):
         assert report[key] > 0
     shares = [report[f"step_share_{k}"] for k in ("wide", "thin", "other")]
     assert all(share > 0 for share in shares) and sum(shares) == pytest.approx(1.0)
@@ -26,7 +28,7 @@ def test_benchmark_reports_its_ratios(tmp_path, monkeypatch):
     # a bias-free FCN's arithmetic ignores its batch-mates; a CNN's may not
     assert report["batch_mate_weight_diff_fcn"] == 0 and report["batch_mate_weight_diff_cnn"] >= 0
     rows = {r["benchmark"]: r for r in report["rows"]}
-    assert len(rows) == 6  # three training cases, the CNN's two layouts, two data paths
+    assert len(rows) == 7  # four training cases, the CNN's two layouts, two data paths
     parity = rows["parity 16-200-200-2, M=24, 3 steps"]
     # the headline ratio is that of the median times; over two rounds the medians are the means,
     # so that ratio lies between the two rounds' own ratios
