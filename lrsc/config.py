@@ -61,11 +61,14 @@ DEFAULTS: dict[str, Any] = {
         "ig_steps": 32,         # Riemann steps of Integrated Gradients
         "prune_scope": "layer",  # structured pruning per layer ("layer") or ranked over the whole network ("global")
         "snapshot_steps": [],   # training steps at which per-neuron CSI and BSI are recorded (Fig. 18)
+        "bg_mask": "none",      # background masks for bg_share: none, grabcut (OpenCV, central box) or deeplab
+        "deeplab_weights": "",  # bg_mask deeplab: a local file with torchvision's deeplabv3_resnet50 state dict
     },
 }
 PRUNE_SCOPES = ("layer", "global")
 OPTIMIZERS = ("sgd", "adam", "adamw", "psgd_kron")
 SCHEDULES = ("constant", "step", "cosine", "wsd")
+BG_MASKS = ("none", "grabcut", "deeplab")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
 
@@ -79,7 +82,8 @@ POSITIVE = {"train.lr", "train.batch_size", "train.max_steps", "train.eval_every
 NON_NEGATIVE = {"train.momentum", "train.weight_decay", "train.l1", "train.focal_gamma", "train.asam_rho",
                 "train.schedule_steps", "train.schedule_factor", "train.warmup_steps", "train.stop_loss",
                 "train.extra_steps"}
-CHOICES = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES, "metrics.prune_scope": PRUNE_SCOPES}
+CHOICES = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES, "metrics.prune_scope": PRUNE_SCOPES,
+           "metrics.bg_mask": BG_MASKS}
 
 
 def _type_name(v: Any) -> str:
@@ -171,6 +175,11 @@ def check_run(run: dict) -> None:
     for path in ("metrics.q", "train.confident_prob", "train.decay_frac"):
         if not get(run, path) <= 1:
             raise ConfigError(f"{path} must lie in (0, 1], got {get(run, path)!r}")
+    m = run["metrics"]
+    if m["bg_mask"] == "deeplab" and not Path(m["deeplab_weights"]).is_file():
+        raise ConfigError(f"metrics.bg_mask=deeplab needs torchvision's deeplabv3_resnet50 weights in a local file: "
+                          f"metrics.deeplab_weights={m['deeplab_weights']!r} is not one; set it, or use "
+                          f"metrics.bg_mask=grabcut")
     t = run["train"]
     if t["momentum"] >= 1:
         raise ConfigError(f"train.momentum must lie in [0, 1), got {t['momentum']!r}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 import xarray as xr
 
 from lrsc.datasets import Split
@@ -396,5 +397,29 @@ def soup_heatmaps(soups: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "
         ax.set_ylabel("LR of the other")
         ax.set_title(LABELS.get(var, var), fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def attribution_maps(images: torch.Tensor, maps: dict[str, torch.Tensor]) -> plt.Figure:
+    """One row per image of ``images`` ``(n, 3, H, W)`` in [0, 1]: the image, then for each entry
+    of ``maps`` (``{label: attributions of the same shape}``) its |attribution| summed over the
+    colour channels, each map scaled to its own maximum. With no image, one row saying so."""
+    n = len(images)
+    fig, axes = plt.subplots(max(n, 1), 1 + len(maps), figsize=(1.9 * (1 + len(maps)), 1.9 * max(n, 1)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if not n:
+        axes[0][0].set_title("no test image met the selection", fontsize=9)
+    for i in range(n):
+        axes[i][0].imshow(images[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+        for ax, (label, attr) in zip(axes[i][1:], maps.items()):
+            heat = attr[i].abs().sum(0).cpu().numpy()
+            ax.imshow(heat / max(heat.max(), 1e-12), cmap="inferno")
+            if i == 0:
+                ax.set_title(label, fontsize=9)
+    axes[0][0].set_title(axes[0][0].get_title() or "image", fontsize=9)
     fig.tight_layout()
     return fig

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from lrsc import metrics
-from lrsc.attribution import integrated_gradients, region_shares
+from lrsc.attribution import background_masks, background_share, integrated_gradients, region_shares
 from lrsc.datasets import Split
 from lrsc.models import predict
 from lrsc.seeding import generator
@@ -66,6 +66,15 @@ class Evaluation:
         """Integrated Gradients of the true class's logit on ``metrics.n_attr`` unbiased test inputs."""
         pick = self._pick("attr_inputs", self.cfg["n_attr"])
         return integrated_gradients(self.model, self.test.x[pick], self.test.y[pick], n_steps=self.cfg["ig_steps"])
+
+    @cached_property
+    def background(self) -> float:
+        """Mean share of |IG| on the background of the ``attributions`` inputs (``metrics.bg_mask``), NaN without masks."""
+        if self.cfg["bg_mask"] == "none" or self.test.x.dim() != 4 or self.test.x.shape[1] != 3:
+            return math.nan
+        pick = self._pick("attr_inputs", self.cfg["n_attr"])
+        masks = background_masks(self.test.x[pick], self.cfg["bg_mask"], self.cfg["deeplab_weights"])
+        return torch.nanmean(background_share(self.attributions.cpu(), masks)).item()
 
     @cached_property
     def shares(self) -> dict[str, float]:
@@ -175,6 +184,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("attr_entropy", "mean entropy of the normalised |attribution| map over log(#positions), in [0, 1]",
              ATTR, "attribution entropy", "model",
              lambda ev: torch.nanmean(metrics.attribution_entropy(ev.attributions)).item()),
+    Variable("bg_share", "mean share of |attribution| (summed over colour channels) on background pixels, by the "
+             "masks of metrics.bg_mask (NaN without masks or for non-RGB inputs)", ATTR,
+             "background share of |attribution|", "model", lambda ev: ev.background),
     Variable("max_bc_loss_ratio", "maximum over the recorded steps of sum(BC losses)/sum(losses)", STEPS,
              "max BC loss ratio", "training",
              lambda ev: float(np.nanmax(ev.result.records["bc_loss_ratio"].numpy(), initial=-np.inf))

@@ -53,6 +53,8 @@ def _one_error_line(capsys) -> str:
     ("grid.asam_rho=[-0.5]", "train.asam_rho must be non-negative"),
     ("train.batch_size=100000", "train.batch_size=100000 exceeds the"),
     ("train.momentum=1.5", "train.momentum must lie in [0, 1)"),
+    ("metrics.bg_mask=sam", "metrics.bg_mask must be one of none, grabcut, deeplab, got 'sam'"),
+    ("metrics.bg_mask=deeplab", "metrics.bg_mask=deeplab needs torchvision's deeplabv3_resnet50 weights"),
     ("model_params.depth=0", "fcn needs depth >= 1"),
 ])
 def test_bad_input_found_before_running(tmp_path, tiny_parity, capsys, override, message):
