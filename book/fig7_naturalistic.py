@@ -15,7 +15,7 @@
 # the rendered run used is read from its stored config below.
 
 # %% tags=["parameters"]
-sweep_params = ["params/quick/fig7_mnist_cifar_vit.yaml"]  # one LR sweep per dataset
+sweep_params = ["params/quick/fig7_moon_star_vit.yaml"]  # one LR sweep per dataset
 overrides = {}  # {dotted key: value} applied to every sweep
 results_dir = "results/quick"  # where the sweeps store their runs and results.nc
 progress = False  # progress bars (off in the rendered book)

@@ -81,6 +81,11 @@ SCHEME_SWEEPS = (
     ("scheme_stop_loss", "SGD to a cross-entropy threshold"),
     ("scheme_extra_steps", "SGD trained on past 100% accuracy"),
 )
+# (sweep folder, a name for readers) of the Fig. 7 and Fig. 8/10/11 chapters, quick and full profiles.
+NATURALISTIC_SWEEPS = (("fig7_moon_star_vit", "moon-star, reduced ViT + AdamW"),
+                       ("fig7_celeba_swin_t", "CelebA, Swin-T + AdamW"), ("fig7_waterbirds_swin_t", "Waterbirds, Swin-T + AdamW"))
+STANDARD_SWEEPS = (("fig8_cifar10_cnn", "CIFAR-10, CNN"), ("fig8_cifar10_resnet18", "CIFAR-10, ResNet18"),
+                   ("fig8_cifar100_resnet18", "CIFAR-100, ResNet18"), ("fig8_imagenet_resnet18", "ImageNet, ResNet18"))
 # The hyperparameters of the Fig. 6 chapter (folders hp_<key>) besides the LR.
 HYPERPARAMETERS = ("batch_size", "momentum", "l1", "weight_decay", "focal_gamma", "asam_rho")
 
@@ -93,6 +98,9 @@ _WORDS = {
     "attr_spurious": "the share of attribution on the spurious bit falls",
     "csi": "class selectivity (CSI) rises",
     "class_sep": "class separation R² rises",
+    "worst_group_acc": "worst-group test accuracy rises",
+    "attr_entropy": "attribution entropy falls",
+    "bg_share": "the background's share of attribution falls",
 }
 # (id prefix, paper figure, chapter, sweeps, variables with expected direction)
 _TREND_TABLE = (
@@ -101,6 +109,10 @@ _TREND_TABLE = (
     ("fig15", "Fig. 15", "fig3_parity", SWEEPS[1:2], (("test_acc", 1), ("prunability", 1))),
     ("fig4", "Fig. 4", "fig4_datasets", FIG4_SWEEPS, (("test_acc", 1), ("prunability", 1), ("act_comp", 1))),
     ("fig5", "Fig. 5", "fig5_representations", (SWEEPS[0], *FIG4_SWEEPS), (("csi", 1), ("class_sep", 1))),
+    ("fig7", "Fig. 7", "fig7_naturalistic", NATURALISTIC_SWEEPS,
+     (("worst_group_acc", 1), ("prunability", 1), ("csi", 1))),
+    ("fig8", "Fig. 10, 11", "fig8_10_11_standard", STANDARD_SWEEPS,
+     (("test_acc", 1), ("attr_entropy", -1), ("bg_share", -1))),
     ("supp", "Fig. 23-25, 29", "supplement_schemes", SCHEME_SWEEPS, (("test_acc", 1), ("prunability", 1))),
 )
 
