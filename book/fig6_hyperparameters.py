@@ -26,6 +26,7 @@ small_lr = 0.05  # the LR at which every other hyperparameter is swept
 high_lr = 0.8  # the LR of "high LR + L2"
 ranges = {"momentum": [0.0, 0.5, 0.9]}  # {train key: values}, each swept alone at small_lr
 l2_values = [0.0, 1e-3]  # weight decay values of "high LR + L2" (and of L2 alone, at small_lr)
+hp_seeds = [0, 1]  # seeds of every sweep but the LR sweep (None: the LR sweep's)
 overrides = {}  # {dotted key: value} applied to every sweep
 results_dir = "results/quick"  # where the sweeps store their runs and results.nc
 progress = False  # progress bars (off in the rendered book)
@@ -42,11 +43,14 @@ from lrsc.book import resolve
 from lrsc.sweep import run_sweep
 
 out = resolve(results_dir)
-results = hyper.sweep_each(resolve(sweep_params), small_lr, ranges, out, overrides, progress=progress)
+results = hyper.sweep_each(resolve(sweep_params), small_lr, ranges, out, overrides, hp_seeds, progress=progress)
+seeds = {"grid.seed": hp_seeds} if hp_seeds else {}
 with_l2 = run_sweep(resolve(sweep_params), out / "hp_high_lr_l2",
-                    {**overrides, "grid.lr": [high_lr], "grid.weight_decay": l2_values}, progress=progress).isel(lr=0)
+                    {**overrides, **seeds, "grid.lr": [high_lr], "grid.weight_decay": l2_values},
+                    progress=progress).isel(lr=0)
 l2_alone = run_sweep(resolve(sweep_params), out / "hp_small_lr_l2",
-                     {**overrides, "grid.lr": [small_lr], "grid.weight_decay": l2_values}, progress=progress).isel(lr=0)
+                     {**overrides, **seeds, "grid.lr": [small_lr], "grid.weight_decay": l2_values},
+                     progress=progress).isel(lr=0)
 report.sweep_settings({report.dataset_model(results["lr"]): results["lr"]})
 
 # %% tags=["hide-input"]

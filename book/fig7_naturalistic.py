@@ -74,7 +74,9 @@ verdicts.round(3)
 #
 # **What our run finds.** Worst-group accuracy {glue:text}`fig7_worst_group`. Unbiased
 # accuracy {glue:text}`fig7_accuracy`. Prunability {glue:text}`fig7_prunability`. The CSI
-# {glue:text}`fig7_CSI`.
+# {glue:text}`fig7_CSI`. A transformer's penultimate features come after a LayerNorm and take
+# negative values, so its class means can be negative and its CSI is not confined to
+# [0, 1] as a ReLU network's is: read its direction, not its size.
 #
 # **Beside the paper.** For Swin-T on CelebA the paper's Tab. 1 gives, over LRs from 1e-7 to
 # 1e-4, unbiased accuracy from {glue:text}`fig7_paper_acc`, prunability from

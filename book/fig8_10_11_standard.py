@@ -183,4 +183,7 @@ check.round(3)
 # Seed means over the first `n_attr` of these test images, for the models at the smallest and the
 # largest compared LR. From the small to the large LR, IG and DeepLift move the attribution
 # entropy in {glue:text}`std_dl_entropy` and the background share in
-# {glue:text}`std_dl_bg`. The paper reports that the two methods give the same picture.
+# {glue:text}`std_dl_bg`. The paper reports that the two methods give the same picture. For
+# a network without bias terms (the quick profile's CNN) both methods, with a zero baseline,
+# reduce to gradient times input, so they agree exactly; the check has force for models
+# with biases and BatchNorm, such as the full profile's ResNet18.

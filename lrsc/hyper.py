@@ -40,20 +40,23 @@ PAPER_TAB2 = {
 
 
 def sweep_each(params: str | Path, lr: float, ranges: dict[str, list], out_dir: str | Path,
-               overrides: dict | None = None, progress: bool = False) -> dict[str, xr.Dataset]:
+               overrides: dict | None = None, seeds: list[int] | None = None,
+               progress: bool = False) -> dict[str, xr.Dataset]:
     """The LR sweep of ``params`` (its own grid) and, for each hyperparameter of ``ranges``
     (``{train key: values}``, e.g. ``{"momentum": [0, 0.5, 0.9]}``), the same sweep at the single
     ``lr`` with that key as an axis. Each is stored under ``out_dir/hp_<key>`` (the LR sweep
     under ``out_dir/<params stem>``, shared with any chapter that runs it).
 
+    ``seeds``: the seeds of the hyperparameter sweeps (default: the LR sweep's).
     Returns ``{key: ds}`` with ``"lr"`` first; ``ds`` has dims ``(key, seed)`` (the LR sweep
     ``(lr, seed)``) and every stored variable.
     """
     params, out_dir = Path(params), Path(out_dir)
     overrides = dict(overrides or {})
     results = {"lr": run_sweep(params, out_dir / params.stem, overrides, progress=progress)}
+    seeds = {"grid.seed": seeds} if seeds else {}
     for key, values in ranges.items():
-        ds = run_sweep(params, out_dir / f"hp_{key}", {**overrides, "grid.lr": [lr], f"grid.{key}": values},
+        ds = run_sweep(params, out_dir / f"hp_{key}", {**overrides, **seeds, "grid.lr": [lr], f"grid.{key}": values},
                        progress=progress)
         results[key] = ds.isel(lr=0)
     return results

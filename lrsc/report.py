@@ -259,14 +259,16 @@ def dataset_model(ds: xr.Dataset) -> tuple[str, str]:
 def sweep_settings(results: dict[tuple[str, str], xr.Dataset]) -> pd.DataFrame:
     """One row per ``(dataset, model)`` sweep: what it trained on and how, read from the config
     stored with its results. ``n_train`` is "all" where the full training split is used;
-    ``rho`` and ``width`` fall back to the builder's default where the config leaves them out."""
+    ``rho`` and ``width`` fall back to the builder's default where the config leaves them out,
+    and are empty for datasets without a planted spurious feature and models without a width."""
     rows = {}
     for key, ds in results.items():
         cfg = json.loads(ds.attrs["config"])
+        defaults = {**datasets.params_of(key[0]), **models.params_of(key[1])}
         rows[key] = {
             "n_train": cfg["dataset_params"].get("n_train") or "all",
-            "rho": cfg["dataset_params"].get("rho", datasets.params_of(key[0])["rho"].default),
-            "width": cfg["model_params"].get("width", models.params_of(key[1])["width"].default),
+            "rho": cfg["dataset_params"].get("rho", defaults["rho"].default if "rho" in defaults else ""),
+            "width": cfg["model_params"].get("width", defaults["width"].default if "width" in defaults else ""),
             "n_lrs": ds.sizes["lr"],
             "lr_min": float(ds.lr.min()),
             "lr_max": float(ds.lr.max()),
