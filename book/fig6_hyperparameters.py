@@ -77,7 +77,7 @@ glue("fig6_lr_both", "gets both" if effects.loc["learning rate", ("both", "")] e
 glue("fig6_both", ", ".join(n for n in both if n != "learning rate") or "none of the others", display=False)
 glue("fig6_not_both", ", ".join(n for n in others if n not in both) or "none", display=False)
 glue("fig6_lr_acc", f"{effects.loc['learning rate', ('test_acc', 'effect')]:+.1f}", display=False)
-glue("fig6_lr_prun", f"{effects.loc['learning rate', ('prunability', 'effect')]:+.3f}", display=False)
+glue("fig6_lr_prun", f"{effects.loc['learning rate', ('prunability', 'effect')]:+.2g}", display=False)
 best_acc = effects[("test_acc", "effect")].drop("learning rate").idxmax()
 glue("fig6_best_other", best_acc, display=False)
 glue("fig6_best_other_acc", f"{effects.loc[best_acc, ('test_acc', 'effect')]:+.1f}", display=False)

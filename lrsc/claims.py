@@ -83,6 +83,7 @@ SCHEME_SWEEPS = (
 )
 # (sweep folder, a name for readers) of the Fig. 7 and Fig. 8/10/11 chapters, quick and full profiles.
 NATURALISTIC_SWEEPS = (("fig7_moon_star_vit", "moon-star, reduced ViT + AdamW"),
+                       ("fig7_mnist_cifar_vit", "MNIST-CIFAR, reduced ViT + AdamW"),
                        ("fig7_celeba_swin_t", "CelebA, Swin-T + AdamW"), ("fig7_waterbirds_swin_t", "Waterbirds, Swin-T + AdamW"))
 STANDARD_SWEEPS = (("fig8_cifar10_cnn", "CIFAR-10, CNN"), ("fig8_cifar10_resnet18", "CIFAR-10, ResNet18"),
                    ("fig8_cifar100_resnet18", "CIFAR-100, ResNet18"), ("fig8_imagenet_resnet18", "ImageNet, ResNet18"))

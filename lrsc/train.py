@@ -182,7 +182,7 @@ def lr_table(lr: float, steps: int, schedule: str = "constant", schedule_steps: 
              schedule_at: int = 1000, warmup_steps: int = 0, decay_frac: float = 0.2, max_steps: int = 0) -> torch.Tensor:
     """The LR of each of ``steps`` training steps, shape ``(steps,)`` float32 (entry s is step s + 1's).
 
-    schedule: ``"constant"``; ``"step"`` (times ``schedule_factor`` from step ``schedule_at`` on);
+    schedule: ``"constant"``; ``"step"`` (times ``schedule_factor`` after step ``schedule_at``);
     ``"cosine"`` (cosine annealing to ``schedule_factor * lr`` over ``schedule_steps``);
     ``"wsd"`` (warmup-stable-decay: ``warmup_steps`` of linear warmup, a constant stretch, then a
     1-sqrt decay to ``schedule_factor * lr`` over the last ``decay_frac`` of ``schedule_steps``).
