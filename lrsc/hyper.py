@@ -88,8 +88,8 @@ def ranges_table(results: dict[str, xr.Dataset], variables: tuple[str, ...] = ("
     return table
 
 
-def effects_table(results: dict[str, xr.Dataset], variables: tuple[str, ...] = ("test_acc", "prunability", "csi"),
-                  ) -> pd.DataFrame:
+def effects_table(results: dict[str, xr.Dataset],
+                  variables: tuple[str, ...] = ("test_acc", "prunability", "csi")) -> pd.DataFrame:
     """Per hyperparameter, how each variable moves as the hyperparameter moves in its
     :data:`DIRECTION` (the robust :func:`lrsc.report.trend` along its own axis, signed so that
     +1 is "improves"), the effect between the halves of its range, and ``both``: whether
@@ -110,8 +110,8 @@ def effects_table(results: dict[str, xr.Dataset], variables: tuple[str, ...] = (
     return table
 
 
-def runs_frame(results: dict[str, xr.Dataset], variables: tuple[str, ...] = ("test_acc", "prunability",
-                                                                             "max_bc_loss_ratio")) -> pd.DataFrame:
+def runs_frame(results: dict[str, xr.Dataset],
+               variables: tuple[str, ...] = ("test_acc", "prunability", "max_bc_loss_ratio")) -> pd.DataFrame:
     """Every run of ``results`` as a row: ``varied`` (the hyperparameter's name), ``value``,
     ``seed``, ``converged`` and ``variables``."""
     frames = []
