@@ -91,12 +91,12 @@ def ranges_table(results: dict[str, xr.Dataset], variables: tuple[str, ...] = ("
 def effects_table(results: dict[str, xr.Dataset],
                   variables: tuple[str, ...] = ("test_acc", "prunability", "csi")) -> pd.DataFrame:
     """Per hyperparameter, how each variable moves as the hyperparameter moves in its
-    :data:`DIRECTION` (the robust :func:`lrsc.report.trend` along its own axis, signed so that
+    :data:`DIRECTION` (increasing for a key not listed there; the robust :func:`lrsc.report.trend` along its own axis, signed so that
     +1 is "improves"), the effect between the halves of its range, and ``both``: whether
     unbiased accuracy and prunability both improve clearly. Accuracy effects in points."""
     rows = {}
     for key, ds in results.items():
-        sign = DIRECTION[key]
+        sign = DIRECTION.get(key, 1)
         row = {}
         for var in variables:
             t = report.trend(ds, var, 100 if var.endswith("acc") else 1, axis=key)
@@ -104,7 +104,7 @@ def effects_table(results: dict[str, xr.Dataset],
             row[(var, "seed sd")] = t.spread
             row[(var, "direction")] = {1: "improves", -1: "worsens", 0: "unclear"}[sign * t.direction]
         row[("both", "")] = row[("test_acc", "direction")] == row[("prunability", "direction")] == "improves"
-        rows[NAMES[key]] = row
+        rows[NAMES.get(key, key)] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
