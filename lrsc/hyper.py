@@ -23,6 +23,9 @@ DIRECTION = {"lr": 1, "batch_size": -1, "momentum": 1, "l1": 1, "weight_decay": 
 NAMES = {"lr": "learning rate", "batch_size": "batch size", "momentum": "momentum", "l1": "L1",
          "weight_decay": "L2", "focal_gamma": "focal loss", "asam_rho": "ASAM", "lr+l2": "high LR + L2"}
 
+# The swept axis of a results key that is not itself a train key.
+AXES = {"lr+l2": "weight_decay"}
+
 # The paper's Tab. 2 (supplement D.3), Colored MNIST with ResNet18: the min. and max. of each
 # variable over each hyperparameter's range, as printed (accuracy in %). Our quick profile sweeps
 # another dataset and model, so these are quoted for scale and direction only.
@@ -69,7 +72,7 @@ def ranges_table(results: dict[str, xr.Dataset], variables: tuple[str, ...] = ("
     seed converged), each independently, ours beside the paper's; accuracy in %."""
     rows = {}
     for key, ds in results.items():
-        axis = "weight_decay" if key == "lr+l2" else key
+        axis = AXES.get(key, key)
         values = report.comparable_lrs(ds, axis)
         mean = ds[list(variables)].mean("seed").sel({axis: values})
         row = {("range", "ours"): f"{min(values):g} – {max(values):g}" if values else "none compared"}
@@ -83,16 +86,14 @@ def ranges_table(results: dict[str, xr.Dataset], variables: tuple[str, ...] = ("
                 lo, hi = paper[key][PAPER_TAB2_COLUMNS.index(var)]
                 row[(var, "paper min")], row[(var, "paper max")] = lo, hi
         rows[NAMES.get(key, key)] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table
+    return report.grouped_table(rows)
 
 
 def effects_table(results: dict[str, xr.Dataset],
                   variables: tuple[str, ...] = ("test_acc", "prunability", "csi")) -> pd.DataFrame:
     """Per hyperparameter, how each variable moves as the hyperparameter moves in its
-    :data:`DIRECTION` (increasing for a key not listed there; the robust :func:`lrsc.report.trend` along its own axis, signed so that
-    +1 is "improves"), the effect between the halves of its range, and ``both``: whether
+    :data:`DIRECTION` (increasing for a key not listed there; the robust
+    :func:`lrsc.report.trend` along its own axis, signed so that +1 is "improves"), the effect between the halves of its range, and ``both``: whether
     unbiased accuracy and prunability both improve clearly. Accuracy effects in points."""
     rows = {}
     for key, ds in results.items():
@@ -105,9 +106,7 @@ def effects_table(results: dict[str, xr.Dataset],
             row[(var, "direction")] = {1: "improves", -1: "worsens", 0: "unclear"}[sign * t.direction]
         row[("both", "")] = row[("test_acc", "direction")] == row[("prunability", "direction")] == "improves"
         rows[NAMES.get(key, key)] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table
+    return report.grouped_table(rows)
 
 
 def runs_frame(results: dict[str, xr.Dataset],
@@ -116,7 +115,7 @@ def runs_frame(results: dict[str, xr.Dataset],
     ``seed``, ``converged`` and ``variables``."""
     frames = []
     for key, ds in results.items():
-        axis = "weight_decay" if key == "lr+l2" else key
+        axis = AXES.get(key, key)
         frame = ds[[*variables, "converged", "diverged"]].to_dataframe().reset_index()
         frames.append(frame.rename(columns={axis: "value"}).assign(varied=NAMES.get(key, key))
                       [["varied", "value", "seed", "converged", "diverged", *variables]])

@@ -245,6 +245,11 @@ def trend_table(results: dict, variables: dict[str, str], expected: int = 1) -> 
             row.update({(short, "rank"): t.rank, (short, "effect"): t.effect, (short, "seed sd"): t.spread,
                         (short, "verdict"): t.verdict(expected)})
         rows[name] = row
+    return grouped_table(rows)
+
+
+def grouped_table(rows: dict[str, dict[tuple[str, str], object]]) -> pd.DataFrame:
+    """``{row name: {(group, column): value}}`` as a table with two-level columns."""
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table

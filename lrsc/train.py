@@ -411,8 +411,9 @@ def _train_torch(model: nn.Module, data: Split, *, lr: float, batch_size: int, m
         """The minibatch's training objective, its per-sample cross-entropies and its logits."""
         logits = model(x)
         losses = F.cross_entropy(logits, y, reduction="none")
-        weight = focal_weight(logits.detach().log_softmax(-1)[None], y[None], gamma)[0]
-        total = (weight * losses).mean()
+        weighted = focal_weight(logits.detach().log_softmax(-1)[None], y[None], gamma)[0] * losses if focal_gamma \
+            else losses  # the cross-entropy needs no weights: keep them off the hot path
+        total = weighted.mean()
         if l1:
             total = total + l1 * sum(p.abs().sum() for p in params)
         return total, losses, logits
