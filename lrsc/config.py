@@ -1,114 +1,43 @@
-"""Sweep configuration: one table of defaults, typed checks, dotted overrides, the grid.
+"""Sweep configuration: defaults, dotted overrides, the grid, normalisation and the run hash.
 
-A sweep file is YAML with the sections of :data:`DEFAULTS` plus ``grid``, a mapping from
-an axis (``lr``, ``seed`` or any dotted key such as ``model_params.width``) to the list
-of values to sweep. Every value is checked against the type of its default before
-anything runs, and every error names the key, the bad value and what to do instead.
+A sweep file is YAML with the sections of :data:`DEFAULTS`, an optional ``title`` (how
+tables and figures name the sweep) and ``grid``, a mapping from an axis (``lr``, ``seed``,
+any training setting by its name, or any dotted key such as ``dataset_params.rho``) to the
+list of values to sweep. The ``train`` and ``metrics`` sections are declared in
+:mod:`lrsc.settings`, which checks and normalises them; the dataset's and model's own
+parameters are checked by their registries when a sweep is planned (:func:`lrsc.sweep.plan`).
 
-This module sits below everything it configures: it knows the sections and their types,
-not the datasets or models. Each registry checks its own entries (``datasets.check``,
-``models.check``), and the sweep calls those checks for every run of the grid.
+This module sits below everything it configures and imports no torch: ``lrsc status``
+reads sweeps through it without loading the training stack.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import itertools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from lrsc.errors import ConfigError
+from lrsc.settings import METRICS, TRAIN, MetricSettings, TrainSettings
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "parity",        # registry name, see lrsc.datasets.names()
-    "dataset_params": {},       # keyword arguments of the dataset builder
+    "dataset_params": {},       # keyword arguments of the dataset builder (its defaults fill the rest)
     "model": "fcn",             # registry name, see lrsc.models.names()
     "model_params": {},         # keyword arguments of the model builder
     "seed": 0,                  # one seed; dataset, init and data order derive from it
-    "train": {
-        "lr": 0.1,              # learning rate (the schedule's starting or peak value)
-        "batch_size": 100,
-        "optimizer": "sgd",     # sgd, adam, adamw or psgd_kron
-        "momentum": 0.0,        # SGD's momentum
-        "weight_decay": 0.0,    # L2 penalty (decoupled for adamw and psgd_kron)
-        "l1": 0.0,              # L1 penalty: l1 * sum |w| over every weight
-        "focal_gamma": 0.0,     # focal loss (1 - p)^gamma * CE; 0 is the cross-entropy
-        "asam_rho": 0.0,        # ASAM's neighbourhood radius; 0 trains without ASAM
-        "schedule": "constant",  # LR schedule: constant, step, cosine or wsd (warmup-stable-decay)
-        "schedule_steps": 0,    # cosine and wsd: steps over which the schedule runs (0: max_steps)
-        "schedule_factor": 0.1,  # LR multiplier after the step (step) or at the schedule's end (cosine, wsd)
-        "schedule_at": 1000,    # step: the step after which the LR is multiplied by schedule_factor
-        "warmup_steps": 0,      # wsd: steps of linear warmup
-        "decay_frac": 0.2,      # wsd: the share of schedule_steps spent decaying
-        "stop_loss": 0.0,       # stop at this mean training cross-entropy instead of at 100% accuracy (0: accuracy)
-        "extra_steps": 0,       # steps trained on after the stopping criterion is met
-        "max_steps": 15000,     # step cap; a run that hits it is reported as not converged
-        "eval_every": 100,      # steps between full training-set accuracy checks
-        "collapse_patience": 10,  # evaluations at chance (after having learnt) that count as a collapse
-        "record_every": 10,     # steps between the training records (loss, BC loss ratio, norms, ...): every step costs
-                                # up to twice the step of a small model
-        "confident_prob": 0.9,  # tau: a sample is confidently mispredicted when a wrong class gets more than this
-    },
-    "metrics": {
-        "q": 0.1,               # fraction kept by q-compressibility (SPEC §4; our default)
-        "n_act": 1000,          # random test inputs for activation statistics
-        "prune_fractions": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-        "n_attr": 500,          # test inputs for Integrated Gradients
-        "ig_steps": 32,         # Riemann steps of Integrated Gradients
-        "prune_scope": "layer",  # structured pruning per layer ("layer") or ranked over the whole network ("global")
-        "snapshot_steps": [],   # training steps at which per-neuron CSI and BSI are recorded (Fig. 18)
-        "bg_mask": "none",      # background masks for bg_share: none, grabcut (OpenCV, central box) or deeplab
-        "deeplab_weights": "",  # bg_mask deeplab: a local file with torchvision's deeplabv3_resnet50 state dict
-    },
+    "train": TrainSettings().to_config(),     # see lrsc.settings.TrainSettings
+    "metrics": MetricSettings().to_config(),  # see lrsc.settings.MetricSettings
 }
-PRUNE_SCOPES = ("layer", "global")
-OPTIMIZERS = ("sgd", "adam", "adamw", "psgd_kron")
-SCHEDULES = ("constant", "step", "cosine", "wsd")
-BG_MASKS = ("none", "grabcut", "deeplab")
+SECTIONS = ("train", "metrics", "dataset_params", "model_params")
+# Keys of a sweep file that describe the sweep rather than its runs (never part of a run's hash).
+SWEEP_KEYS = ("grid", "title")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
-
-# Short names for sweep axes; any other axis is a dotted path into the run config.
-AXIS_ALIASES = {key: f"train.{key}" for key in (
-    "lr", "batch_size", "optimizer", "momentum", "weight_decay", "l1", "focal_gamma", "asam_rho", "schedule",
-    "schedule_at", "stop_loss", "extra_steps")}
-POSITIVE = {"train.lr", "train.batch_size", "train.max_steps", "train.eval_every", "train.collapse_patience",
-            "train.record_every", "train.confident_prob", "train.schedule_at", "train.decay_frac", "metrics.q",
-            "metrics.n_act", "metrics.n_attr", "metrics.ig_steps"}
-NON_NEGATIVE = {"train.momentum", "train.weight_decay", "train.l1", "train.focal_gamma", "train.asam_rho",
-                "train.schedule_steps", "train.schedule_factor", "train.warmup_steps", "train.stop_loss",
-                "train.extra_steps"}
-CHOICES = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES, "metrics.prune_scope": PRUNE_SCOPES,
-           "metrics.bg_mask": BG_MASKS}
-
-
-def _type_name(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
-
-
-def check_value(key: str, value: Any, default: Any) -> None:
-    """Raise ConfigError unless ``value`` has the type of ``default`` (ints pass as floats)."""
-    ok = (
-        isinstance(value, bool) if isinstance(default, bool)
-        else (isinstance(value, (int, float)) and not isinstance(value, bool)) if isinstance(default, float)
-        else (isinstance(value, int) and not isinstance(value, bool)) if isinstance(default, int)
-        else isinstance(value, type(default)) if default is not None
-        else True
-    )
-    if not ok:
-        raise ConfigError(f"{key} must be {_type_name(default)}, got {value!r} ({type(value).__name__})")
-
-
-def check_params(where: str, params: dict, spec: dict[str, inspect.Parameter]) -> None:
-    """Check builder keyword arguments ``params`` against the builder's signature ``spec``."""
-    for key, value in params.items():
-        if key not in spec:
-            raise ConfigError(f"unknown parameter {key!r} for {where}; valid parameters: {', '.join(spec)}")
-        check_value(f"{where} parameter {key}", value, spec[key].default)
 
 
 def get(cfg: dict, path: str) -> Any:
@@ -119,18 +48,28 @@ def get(cfg: dict, path: str) -> Any:
 
 
 def set_path(cfg: dict, path: str, value: Any) -> None:
-    """Set a dotted key in a nested dict, creating intermediate mappings."""
+    """Set a dotted key in a nested dict, creating intermediate mappings; ``grid.<axis>`` sets one
+    axis of the grid, whose name may itself be dotted (``grid.dataset_params.rho``)."""
+    if path.startswith("grid."):
+        grid = cfg.setdefault("grid", {})
+        if not isinstance(grid, dict):
+            raise ConfigError(f"cannot set {path!r}: grid is not a mapping of axes")
+        grid[path[len("grid."):]] = value
+        return
     *parents, last = path.split(".")
     node = cfg
     for part in parents:
         node = node.setdefault(part, {})
+        if node is None:
+            node = cfg[part] = {}
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {path!r}: {part!r} is not a section")
     node[last] = value
 
 
 def axis_path(axis: str) -> str:
-    return AXIS_ALIASES.get(axis, axis)
+    """The dotted config key of a grid axis: a training setting's name is short for ``train.<name>``."""
+    return f"train.{axis}" if axis in TRAIN else axis
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -141,61 +80,28 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return key.strip(), yaml.safe_load(raw)
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {key}: cannot read value {raw!r}: {e}") from None
+        raise ConfigError(f"--set {key}: cannot read value {raw!r}: {' '.join(str(e).split())}") from None
 
 
-def check_run(run: dict) -> None:
-    """Validate one run's sections and values; raises ConfigError naming the first problem.
-
-    The dataset's and model's own parameters are checked by their registries (the sweep
-    calls ``datasets.check`` and ``models.check``); here only their names' types.
-    """
+def normalise(run: dict) -> dict:
+    """One run's config, checked, with its ``train`` and ``metrics`` sections complete and every
+    value in the type of its default (``lr: 1`` becomes ``1.0``); raises ConfigError naming the
+    first problem. Dataset and model parameters are normalised by their registries."""
     for key in run:
         if key not in DEFAULTS:
-            raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(list(DEFAULTS) + ['grid'])}")
-    for section in ("train", "metrics"):
-        for key, value in run[section].items():
-            if key not in DEFAULTS[section]:
-                raise ConfigError(f"unknown key {section}.{key!r}; valid keys: {', '.join(DEFAULTS[section])}")
-            check_value(f"{section}.{key}", value, DEFAULTS[section][key])
+            raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join([*DEFAULTS, *SWEEP_KEYS])}")
+    out = dict(run)
+    out["train"] = TrainSettings.from_config(run["train"]).to_config()
+    out["metrics"] = MetricSettings.from_config(run["metrics"]).to_config()
     for key in ("dataset", "model"):
-        check_value(key, run[key], DEFAULTS[key])
+        if not isinstance(run[key], str):
+            raise ConfigError(f"{key} must be a registry name (a string), got {run[key]!r}")
     for key in ("dataset_params", "model_params"):
-        check_value(key, run[key], DEFAULTS[key])
-    check_value("seed", run["seed"], 0)
-    for path in POSITIVE:
-        if get(run, path) <= 0:
-            raise ConfigError(f"{path} must be positive, got {get(run, path)!r}")
-    for path in NON_NEGATIVE:
-        if get(run, path) < 0:
-            raise ConfigError(f"{path} must be non-negative, got {get(run, path)!r}")
-    for path, choices in CHOICES.items():
-        if get(run, path) not in choices:
-            raise ConfigError(f"{path} must be one of {', '.join(choices)}, got {get(run, path)!r}")
-    for path in ("metrics.q", "train.confident_prob", "train.decay_frac"):
-        if not get(run, path) <= 1:
-            raise ConfigError(f"{path} must lie in (0, 1], got {get(run, path)!r}")
-    m = run["metrics"]
-    if m["bg_mask"] == "deeplab" and not Path(m["deeplab_weights"]).is_file():
-        raise ConfigError(f"metrics.bg_mask=deeplab needs torchvision's deeplabv3_resnet50 weights in a local file: "
-                          f"metrics.deeplab_weights={m['deeplab_weights']!r} is not one; set it, or use "
-                          f"metrics.bg_mask=grabcut")
-    t = run["train"]
-    if t["momentum"] >= 1:
-        raise ConfigError(f"train.momentum must lie in [0, 1), got {t['momentum']!r}")
-    if t["optimizer"] != "sgd" and t["momentum"]:
-        raise ConfigError(f"train.momentum is SGD's; train.optimizer={t['optimizer']!r} uses its own "
-                          f"(set train.momentum to 0)")
-    horizon = t["schedule_steps"] or t["max_steps"]
-    if t["schedule"] == "wsd" and t["warmup_steps"] + t["decay_frac"] * horizon > horizon:
-        raise ConfigError(f"train.warmup_steps={t['warmup_steps']} and train.decay_frac={t['decay_frac']} do not "
-                          f"fit in the schedule's {horizon} steps (train.schedule_steps, else train.max_steps)")
-    if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in run["metrics"]["prune_fractions"]):
-        raise ConfigError(f"metrics.prune_fractions must be numbers in [0, 1), got {run['metrics']['prune_fractions']!r}")
-    snaps = run["metrics"]["snapshot_steps"]
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in snaps) or sorted(set(snaps)) != snaps:
-        raise ConfigError(f"metrics.snapshot_steps must be increasing non-negative integers (training steps), "
-                          f"got {snaps!r}")
+        if not isinstance(run[key], dict):
+            raise ConfigError(f"{key} must be a mapping of parameters, got {run[key]!r}")
+    if isinstance(run["seed"], bool) or not isinstance(run["seed"], int) or run["seed"] < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {run['seed']!r}")
+    return out
 
 
 def merge(defaults: dict, given: dict) -> dict:
@@ -209,49 +115,67 @@ def merge(defaults: dict, given: dict) -> dict:
     return out
 
 
-def load(source: str | Path | dict, overrides: list[str] | dict | None = None) -> dict:
-    """Read a sweep config (a YAML path or a dict), apply overrides, fill defaults, check it.
+def _read(source: str | Path | Mapping) -> dict:
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source))
+    path = Path(source)
+    if not path.is_file() and not path.is_absolute():
+        from lrsc.book import resolve  # the project's params/ from any working folder
 
-    ``overrides`` is a list of ``key=value`` strings or a ``{dotted_key: value}`` dict.
-    Returns ``{**run_defaults, "grid": {axis: [values]}}`` with every run of the grid checked.
+        path = resolve(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {str(source)!r} not found")
+    try:
+        given = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if given is None:
+        raise ConfigError(f"params file {str(path)!r} is empty; give at least a dataset, a model and a grid "
+                          f"(see params/quick/parity.yaml)")
+    return given
+
+
+def load(source: str | Path | Mapping, overrides: list[str] | Mapping | None = None) -> dict:
+    """Read a sweep config (a YAML path or a mapping), apply overrides, fill defaults, check it.
+
+    ``overrides`` is a list of ``key=value`` strings or a ``{dotted_key: value}`` mapping.
+    Returns ``{**run_defaults, "grid": {axis: [values]}, "title": str}`` with every run of the
+    grid checked by :func:`normalise`.
     """
-    if isinstance(source, dict):
-        given = copy.deepcopy(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"params file {str(path)!r} not found")
-        try:
-            given = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    given = _read(source)
     if not isinstance(given, dict):
         raise ConfigError(f"a sweep config must be a mapping of keys, got {type(given).__name__}")
-    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    pairs = overrides.items() if isinstance(overrides, Mapping) else [parse_override(o) for o in overrides or []]
     for key, value in pairs:
         set_path(given, key, value)
-    grid = given.pop("grid", {}) or {}
-    cfg = merge(DEFAULTS, given)
+    grid = given.pop("grid", None) or {}
+    title = given.pop("title", "") or ""
+    for section in SECTIONS:  # an empty section (`metrics:` with nothing under it) means its defaults
+        if section in given and given[section] is None:
+            given[section] = {}
+        if section in given and not isinstance(given[section], dict):
+            raise ConfigError(f"{section} must be a mapping of settings, got {given[section]!r}")
     if not isinstance(grid, dict):
         raise ConfigError(f"grid must map axes to lists of values, got {grid!r}")
+    if not isinstance(title, str):
+        raise ConfigError(f"title must be a string (how tables and figures name the sweep), got {title!r}")
     for axis, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{axis} must be a non-empty list, got {values!r}")
-        if len(set(map(repr, values))) != len(values):
-            raise ConfigError(f"grid.{axis} has repeated values: {values!r}")
     if "train.record_every" in map(axis_path, grid):
         raise ConfigError("train.record_every cannot be a grid axis: every run of a sweep records on one step grid")
-    cfg["grid"] = grid
+    cfg = merge(DEFAULTS, given)
+    cfg["grid"], cfg["title"] = grid, title
     for run in expand(cfg):  # every run of the grid is checked before anything runs
-        check_run(run)
+        normalise(run)
     return cfg
 
 
 def axes(cfg: dict) -> dict[str, list]:
     """``{dim name: values}`` of the grid; a dotted axis is named by its last component.
 
-    Raises ConfigError when two axes would share a dim name (or take ``step``, the traces'
-    dim), or when an axis has values that cannot be coordinates (lists, mappings).
+    Raises ConfigError when two axes would share a dim name (or take a reserved one such as
+    ``step``), or when an axis has values that cannot be coordinates (lists, mappings).
     """
     dims: dict[str, list] = {}
     for axis, values in cfg["grid"].items():
@@ -265,9 +189,9 @@ def axes(cfg: dict) -> dict[str, list]:
 
 
 def expand(cfg: dict) -> list[dict]:
-    """Every run config of the grid, in row-major grid order (without the ``grid`` key)."""
+    """Every run config of the grid, in row-major grid order (without the sweep's own keys)."""
     axes(cfg)  # refuse a grid whose results could not be collected, before anything runs
-    base = {k: v for k, v in cfg.items() if k != "grid"}
+    base = {k: v for k, v in cfg.items() if k not in SWEEP_KEYS}
     runs = []
     for values in itertools.product(*cfg["grid"].values()):
         run = copy.deepcopy(base)
@@ -277,17 +201,25 @@ def expand(cfg: dict) -> list[dict]:
     return runs
 
 
-def _non_default(value: Any, default: Any) -> Any:
-    """``value`` less the entries of its sections that equal ``default``'s (free-form params kept whole)."""
-    return {k: _non_default(v, default[k]) if isinstance(v, dict) and isinstance(default.get(k), dict) and default[k]
-            else v for k, v in value.items() if k not in default or v != default[k]}
+def _non_default(value: dict, default: dict) -> dict:
+    """``value`` less the entries that equal ``default``'s, section by section."""
+    return {k: _non_default(v, default[k]) if isinstance(v, dict) and isinstance(default.get(k), dict) else v
+            for k, v in value.items() if k not in default or v != default[k]}
 
 
-def run_hash(run: dict) -> str:
-    """First 16 hex digits of the SHA-256 of the run's settings that differ from :data:`DEFAULTS`.
+def run_hash(run: dict, param_defaults: Mapping[str, dict] | None = None) -> str:
+    """First 16 hex digits of the SHA-256 of the run's settings that differ from the defaults.
 
-    Hashing only what differs from the defaults means a setting added later, at a default
-    that keeps the old behaviour, leaves every stored run's hash (and so its file) valid; a
-    default whose value changes changes the hash of every run that relied on it.
+    ``run`` is normalised (see :func:`normalise`); ``param_defaults`` gives the defaults of its
+    ``dataset_params`` and ``model_params`` (the builders' signatures), so that a parameter
+    given at its default value and one left out are the same run. Hashing only what differs
+    means a setting added later at a neutral default leaves every stored run's hash valid.
     """
-    return hashlib.sha256(json.dumps(_non_default(run, DEFAULTS), sort_keys=True).encode()).hexdigest()[:16]
+    defaults = {**DEFAULTS, **(param_defaults or {})}
+    return hashlib.sha256(json.dumps(_non_default(run, defaults), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def grid_points(cfg: dict) -> list[dict]:
+    """``{dim: value}`` of every run of the grid, in the order of :func:`expand`."""
+    dims = axes(cfg)
+    return [dict(zip(dims, values)) for values in itertools.product(*dims.values())]

@@ -22,59 +22,66 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from lrsc.errors import ConfigError
+from lrsc.registry import Registry, builder_params, normalise_params
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _DATA_ARGS = ("input_shape", "num_classes")  # supplied by the dataset, not by the user
+REGISTRY: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
-def register(name: str):
+def register(name: str, *, replace: bool = False) -> Callable:
+    """Register a model builder as ``name``: ``@register("fcn")`` above it.
+
+    The builder takes ``input_shape`` (one input, no batch dim) and ``num_classes``, then its
+    own keyword parameters, each with a default whose type is the parameter's type, and
+    returns an ``nn.Module`` with ``features(x)`` (the penultimate representation, ``(n, d)``)
+    and ``head`` (the output layer, never pruned). It must also run under
+    ``torch.device("meta")``: sweeps check every model there before training (so no
+    ``.item()`` or data-dependent Python branches while building). A name already registered
+    raises ConfigError unless ``replace``. A builder defined in a notebook or script travels
+    to worker processes and cluster jobs with the sweep (see ``lrsc.extensions``).
+    """
+
     def add(fn):
-        _REGISTRY[name] = fn
+        REGISTRY.add(name, fn, replace=replace)
         return fn
 
     return add
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def _builder(name: str):
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name]
+    return REGISTRY.names()
 
 
 def params_of(name: str) -> dict[str, inspect.Parameter]:
     """The user-tunable parameters of model ``name``, by name."""
-    sig = inspect.signature(_builder(name))
-    return {k: p for k, p in sig.parameters.items() if k not in _DATA_ARGS}
+    return builder_params(REGISTRY.get(name), skip=_DATA_ARGS)
+
+
+def normalise(name: str, params: dict) -> dict:
+    """``params`` of model ``name`` complete (defaults filled in) and typed."""
+    return normalise_params(f"model {name!r}", REGISTRY.get(name), params, skip=_DATA_ARGS)
 
 
 def check(name: str, input_shape: tuple[int, ...], num_classes: int, params: dict) -> None:
     """Validate model ``name`` with ``params`` for inputs of shape ``input_shape`` without
     allocating it: the model is built on the meta device and run on a batch of two meta
     inputs, so a wrong parameter or an input it cannot take is a ConfigError before any run."""
-    from lrsc.config import check_params
-
-    check_params(f"model {name!r}", params, params_of(name))
+    params = normalise(name, params)
     try:
         with torch.device("meta"):
-            model = _builder(name)(input_shape=tuple(input_shape), num_classes=num_classes, **params)
+            model = REGISTRY.get(name)(input_shape=tuple(input_shape), num_classes=num_classes, **params)
             model.eval()(torch.empty(2, *input_shape))
     except ConfigError:
         raise
-    except Exception as e:  # the model's own code refused the shape: say so in the config's terms
-        raise ConfigError(f"model {name!r} with model_params {params} cannot take inputs of shape {tuple(input_shape)}: "
-                          f"{type(e).__name__}: {e}") from None
+    except Exception as e:  # the model's own code refused the shape or the meta device: say so in the config's terms
+        raise ConfigError(f"model {name!r} with model_params {params} cannot take inputs of shape {tuple(input_shape)} "
+                          f"on the meta device, where sweeps check models before training: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())}") from None
 
 
 def build(name: str, input_shape: tuple[int, ...], num_classes: int, **params) -> nn.Module:
     """Build model ``name`` for inputs of shape ``input_shape`` (no batch dim)."""
-    from lrsc.config import check_params
-
-    check_params(f"model {name!r}", params, params_of(name))
-    return _builder(name)(input_shape=tuple(input_shape), num_classes=num_classes, **params)
+    return REGISTRY.get(name)(input_shape=tuple(input_shape), num_classes=num_classes, **normalise(name, params))
 
 
 class FCN(nn.Module):

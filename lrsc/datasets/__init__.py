@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from lrsc.errors import ConfigError
+from lrsc.registry import Registry, builder_params, normalise_params
 
 
 @dataclass
@@ -77,33 +78,40 @@ Builder = Callable[..., "tuple[Split, Split]"]
 # check(params) -> Info: params are the builder's keyword arguments (defaults filled in, no
 # seed); raises ConfigError naming the bad parameter and how to fix it.
 Check = Callable[[dict], Info]
-_REGISTRY: dict[str, tuple[Builder, Check]] = {}
+REGISTRY: Registry[tuple[Builder, Check]] = Registry("dataset", origin=lambda entry: entry[0])
 
 
-def register(name: str, check: Check) -> Callable[[Builder], Builder]:
-    """Class-free registry decorator: ``@register("parity", check=_check)`` above a builder."""
+def register(name: str, check: Check, *, replace: bool = False) -> Callable[[Builder], Builder]:
+    """Register a dataset builder as ``name``: ``@register("parity", check=_check)`` above it.
+
+    The builder takes ``seed`` and its own keyword parameters (each with a default, whose type
+    is the parameter's type) and returns ``(train, test)`` :class:`Split` objects on the CPU,
+    the test split unbiased. ``check(params)`` validates the parameters (defaults filled in)
+    without building anything and returns an :class:`Info`. A name already registered raises
+    ConfigError unless ``replace``. A builder defined in a notebook or script travels to
+    worker processes and cluster jobs with the sweep (see ``lrsc.extensions``).
+    """
 
     def add(fn: Builder) -> Builder:
-        _REGISTRY[name] = (fn, check)
+        REGISTRY.add(name, (fn, check), replace=replace)
         return fn
 
     return add
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def _entry(name: str) -> tuple[Builder, Check]:
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name]
+    return REGISTRY.names()
 
 
 def params_of(name: str) -> dict[str, inspect.Parameter]:
     """The tunable parameters of dataset ``name`` (all but ``seed``), by name."""
-    sig = inspect.signature(_entry(name)[0])
-    return {k: p for k, p in sig.parameters.items() if k != "seed"}
+    return builder_params(REGISTRY.get(name)[0], skip=("seed",))
+
+
+def normalise(name: str, params: dict) -> dict:
+    """``params`` of dataset ``name`` complete (defaults filled in) and typed; raises ConfigError
+    for an unknown name or parameter or a value of the wrong type."""
+    return normalise_params(f"dataset {name!r}", REGISTRY.get(name)[0], params, skip=("seed",))
 
 
 def check(name: str, params: dict) -> Info:
@@ -112,11 +120,7 @@ def check(name: str, params: dict) -> Info:
     Raises ConfigError for an unknown name or parameter, a value of the wrong type or out of
     range, a size the source data cannot provide, or a data root without the source files.
     """
-    from lrsc.config import check_params
-
-    spec = params_of(name)
-    check_params(f"dataset {name!r}", params, spec)
-    return _entry(name)[1]({**{k: p.default for k, p in spec.items()}, **params})
+    return REGISTRY.get(name)[1](normalise(name, params))
 
 
 def build(name: str, seed: int = 0, **params) -> tuple[Split, Split]:
@@ -125,7 +129,7 @@ def build(name: str, seed: int = 0, **params) -> tuple[Split, Split]:
     The test split is unbiased: ``b`` is drawn independently of ``y``.
     """
     check(name, params)
-    return _entry(name)[0](seed=seed, **params)
+    return REGISTRY.get(name)[0](seed=seed, **normalise(name, params))
 
 
 def check_rho(name: str, rho: float) -> None:
