@@ -147,3 +147,8 @@ def attribution_entropy(attr: torch.Tensor, channels: bool = True) -> torch.Tens
     p = a / a.sum(1, keepdim=True)
     h = -torch.special.xlogy(p, p).sum(1) / math.log(a.shape[1])
     return h.float()
+
+
+def nanmean(values: torch.Tensor) -> float:
+    """Mean of the entries of ``values`` that are not NaN, as a float (NaN when all are)."""
+    return torch.nanmean(values.float()).item()

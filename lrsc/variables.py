@@ -1,145 +1,134 @@
-"""What a run stores: every result variable, declared once.
+"""What a run stores: every result variable, declared once with its meaning and its presentation.
 
-A :class:`Variable` names a result, says what it means and what it is computed on, gives
-the function that computes it and its extra dims. The sweep computes every declared
-variable of each run (:func:`evaluate`), the store writes its definition into the
-results' attrs and collects it, and the report and plots take their labels from it, so a
-new metric is one entry of :data:`VARIABLES`.
+A :class:`Variable` names a result, says what it means and what it is computed on, gives the
+function that computes it (from an :class:`lrsc.evaluation.Evaluation` of the trained run),
+its extra dims, its CF ``units`` and ``long_name``, and how readers see it: the display
+scale and units (accuracies are stored as fractions and shown in %), a short table header,
+the phrase a claim names it by, and its natural bounds (so a verdict can tell a variable
+stuck at its ceiling from one that does not move). The sweep computes every registered
+variable of each run, the store writes its attributes into ``results.nc``, and the report,
+the verdicts, the plots and the book read them from there. A new metric is one
+:func:`register` call; see the README's "Extending lrsc".
 
 Two kinds: ``model`` variables are computed from the trained model (and can be completed
-later from a run's stored weights); ``training`` variables come from the training run
-itself (its outcome, its per-step records, its snapshots).
+later from a run's stored weights); ``training`` variables come from the training run itself
+(its outcome, its per-step records, its snapshots).
+
+This module imports no torch (the metrics load on first use), so ``lrsc collect`` reads
+declarations without loading the training stack.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-import torch
-from torch import nn
+from lrsc.registry import Registry
 
-from lrsc import metrics
-from lrsc.attribution import background_masks, background_share, integrated_gradients, region_shares
-from lrsc.datasets import Split
-from lrsc.models import predict
-from lrsc.seeding import generator
-from lrsc.train import RECORDS, TrainResult, finite_params
+if TYPE_CHECKING:
+    from lrsc.evaluation import Evaluation
 
 
-class Evaluation:
-    """What the variables of one trained run are computed from; each part is computed once,
-    on first use. ``result`` is None when only model variables are being (re)computed."""
+class _OnFirstUse:
+    """Stands for module ``name``, imported when one of its attributes is first used (the
+    metrics import torch, which declaring the variables does not need)."""
 
-    def __init__(self, run: dict, model: nn.Module, test_set: Split, result: TrainResult | None = None):
-        self.run, self.model, self.test, self.result = run, model, test_set, result
-        self.cfg = run["metrics"]
+    def __init__(self, name: str):
+        self._name = name
 
-    @cached_property
-    def finite(self) -> bool:
-        return finite_params(self.model)
-
-    @cached_property
-    def outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Penultimate features ``(n, d)`` and logits ``(n, K)`` of the whole unbiased test set."""
-        return predict(self.model, self.test.x)
-
-    def _pick(self, purpose: str, n: int) -> torch.Tensor:
-        g = generator(self.run["seed"], purpose)
-        return torch.randperm(len(self.test), generator=g)[:n].to(self.test.x.device)
-
-    @cached_property
-    def act_index(self) -> torch.Tensor:
-        """The ``metrics.n_act`` random unbiased test inputs of the activation statistics."""
-        return self._pick("act_inputs", self.cfg["n_act"])
-
-    @cached_property
-    def act(self) -> torch.Tensor:
-        """Penultimate representations of the ``act_index`` inputs, ``(n_act, d)``."""
-        return self.outputs[0][self.act_index]
-
-    @cached_property
-    def attributions(self) -> torch.Tensor:
-        """Integrated Gradients of the true class's logit on ``metrics.n_attr`` unbiased test inputs."""
-        pick = self._pick("attr_inputs", self.cfg["n_attr"])
-        return integrated_gradients(self.model, self.test.x[pick], self.test.y[pick], n_steps=self.cfg["ig_steps"])
-
-    @cached_property
-    def background(self) -> float:
-        """Mean share of |IG| on the background of the ``attributions`` inputs (``metrics.bg_mask``), NaN without masks."""
-        if self.cfg["bg_mask"] == "none" or self.test.x.dim() != 4 or self.test.x.shape[1] != 3:
-            return math.nan
-        pick = self._pick("attr_inputs", self.cfg["n_attr"])
-        masks = background_masks(self.test.x[pick], self.cfg["bg_mask"], self.cfg["deeplab_weights"])
-        return torch.nanmean(background_share(self.attributions.cpu(), masks)).item()
-
-    @cached_property
-    def shares(self) -> dict[str, float]:
-        return region_shares(self.attributions, self.test.regions) if self.test.regions else {}
-
-    @cached_property
-    def prune(self) -> tuple[float, list[float]]:
-        return metrics.prunability(self.model, self.test.x, self.test.y, self.cfg["prune_fractions"],
-                                   scope=self.cfg["prune_scope"])
-
-    def snapshots(self, name: str) -> np.ndarray:
-        """``(snapshot, neuron)`` array of snapshot ``name`` at each of ``metrics.snapshot_steps``
-        (NaN for steps the run did not reach)."""
-        taken = dict(self.result.snapshots)
-        width = max((len(v[name]) for v in taken.values()), default=0)
-        out = np.full((len(self.cfg["snapshot_steps"]), width), np.nan, dtype=np.float32)
-        for i, step in enumerate(self.cfg["snapshot_steps"]):
-            if step in taken:
-                out[i] = taken[step][name].cpu().numpy()
-        return out
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
 
 
-def neuron_selectivity(run: dict, test_set: Split) -> Callable[[nn.Module], dict[str, torch.Tensor]]:
-    """The snapshot taken during training: per-neuron CSI and BSI of the penultimate layer on
-    the run's ``metrics.n_act`` unbiased test inputs (the inputs of ``act_comp``)."""
-    pick = Evaluation(run, nn.Identity(), test_set).act_index
-    x, y, b = test_set.x[pick], test_set.y[pick], test_set.b[pick]
-
-    def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-        h = predict(model, x)[0]
-        return {"csi": metrics.selectivity(h, y), "bsi": metrics.selectivity(h, b)}
-
-    return snapshot
+metrics = _OnFirstUse("lrsc.metrics")
 
 
 @dataclass(frozen=True)
 class Variable:
     """One result of a run.
 
-    name: its name in ``results.nc``; definition: what it means (stored in the attrs); on: what
-    it is computed on; label: a short axis label; kind: ``model`` or ``training`` (see the module
-    docstring); compute: ``Evaluation -> value``; dims: its dims beyond the grid's (``step``,
-    ``prune_fraction``, ``snapshot``, ``neuron``); dtype: numpy kind of its values.
+    name: its name in ``results.nc``; definition: what it means; on: what it is computed on;
+    long_name: a short label (CF ``long_name``, plot axes); kind: ``model`` or ``training``;
+    compute: ``Evaluation -> value``; dims: its dims beyond the grid's (``step``,
+    ``prune_fraction``, ``snapshot``, ``neuron``); dtype: numpy dtype of its values; units:
+    CF units of the stored values (``"1"``: dimensionless). Presentation: ``scale`` (display =
+    stored x scale) with ``display_units``, ``header`` (a short table header), ``phrase`` (how
+    a claim names it), ``bounds`` (the smallest and largest value it can take, None where
+    unbounded; prunability can exceed 1, see its definition) and ``digits`` (decimals shown).
     """
 
     name: str
     definition: str
     on: str
-    label: str
+    long_name: str
     kind: str
-    compute: Callable[[Evaluation], Any]
+    compute: Callable[["Evaluation"], Any]
     dims: tuple[str, ...] = ()
     dtype: str = "float64"
+    units: str = "1"
+    scale: float = 1.0
+    display_units: str = ""
+    header: str = ""
+    phrase: str = ""
+    bounds: tuple[float, float] | None = None
+    digits: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("model", "training"):
+            raise ValueError(f"variable {self.name!r}: kind must be 'model' or 'training', got {self.kind!r}")
 
     @property
     def fill(self) -> Any:
         """The value of a run that has none (not run, failed): NaN, False, 0 or ""."""
-        return {"b": False, "i": 0, "U": "", "O": ""}.get(np.dtype(self.dtype).kind, np.nan)
+        import numpy as np
+
+        return {"b": False, "i": 0, "U": "", "O": ""}.get(np.dtype(self.dtype).kind, math.nan)
 
     @property
     def description(self) -> str:
         return f"{self.definition} (on: {self.on})"
 
+    @property
+    def effect_units(self) -> str:
+        """Units of a difference of displayed values: percentage points for a quantity in %."""
+        return "points" if self.display_units == "%" else self.display_units
 
-def _record(name: str) -> Callable[[Evaluation], np.ndarray]:
+    def attrs(self) -> dict[str, str]:
+        """The netCDF attributes of the stored variable (CF ``units`` and ``long_name``, and lrsc's own)."""
+        return {"long_name": self.long_name, "units": self.units, "description": self.description,
+                "kind": self.kind, "display_scale": self.scale, "display_units": self.display_units,
+                "header": self.header or self.long_name, "phrase": self.phrase or self.long_name,
+                "bounds": json.dumps(self.bounds)}
+
+
+REGISTRY: Registry[Variable] = Registry("variable", origin=lambda v: v.compute)
+
+
+def register(variable: Variable, *, replace: bool = False) -> Variable:
+    """Register a result variable: every run of every later sweep computes and stores it.
+
+    ``variable.compute`` gets an :class:`lrsc.evaluation.Evaluation` of the trained run (its
+    model, unbiased test set, features, logits, ...; see that class) and returns a number (or
+    an array of ``dims``). A name already registered raises ConfigError unless ``replace``.
+    Runs stored before the variable existed are completed from their stored weights (model
+    variables) when a sweep next reads them. A variable defined in a notebook or script
+    travels to worker processes and cluster jobs with the sweep (see ``lrsc.extensions``).
+    """
+    return REGISTRY.add(variable.name, variable, replace=replace)
+
+
+def declared() -> list[Variable]:
+    """Every registered variable, in registration order."""
+    return list(REGISTRY)
+
+
+def get(name: str) -> Variable:
+    return REGISTRY.get(name)
+
+
+def _record(name: str) -> Callable[["Evaluation"], Any]:
     return lambda ev: ev.result.records[name].numpy()
 
 
@@ -147,55 +136,77 @@ TEST = "the unbiased test set"
 ACT = "penultimate activations of metrics.n_act random unbiased test inputs"
 ATTR = "Integrated Gradients (zero baseline, metrics.ig_steps steps) of metrics.n_attr random unbiased test inputs"
 STEPS = "the minibatch of every train.record_every-th training step"
+ACCURACY = {"scale": 100.0, "display_units": "%", "bounds": (0.0, 1.0), "digits": 1}
+SHARE = {"bounds": (0.0, 1.0)}
 
-VARIABLES: tuple[Variable, ...] = (
+for _v in (
     Variable("test_acc", "unbiased test accuracy, fraction in [0, 1]", TEST, "unbiased test accuracy", "model",
-             lambda ev: metrics.accuracy(ev.outputs[1], ev.test.y)),
+             lambda ev: metrics.accuracy(ev.outputs[1], ev.test.y), header="acc. (%)",
+             phrase="unbiased test accuracy", **ACCURACY),
     Variable("worst_group_acc", "smallest accuracy over the groups (y, b)", TEST, "worst-group accuracy", "model",
-             lambda ev: metrics.worst_group_accuracy(ev.outputs[1], ev.test.y, ev.test.group)),
+             lambda ev: metrics.worst_group_accuracy(ev.outputs[1], ev.test.y, ev.test.group),
+             header="worst group (%)", phrase="worst-group test accuracy", **ACCURACY),
     Variable("prunability", "mean over metrics.prune_fractions q of P_q = Acc(f_q)/Acc(f), f_q with a fraction q of "
              "the neurons or filters of smallest L1 weight norm zeroed (per layer, or over the whole network with "
-             "metrics.prune_scope = global)", TEST, "prunability", "model", lambda ev: ev.prune[0]),
+             "metrics.prune_scope = global); above 1 where pruning raised the accuracy", TEST, "prunability", "model",
+             lambda ev: ev.prune[0], header="prun.", phrase="prunability", bounds=(0.0, 1.0)),
     Variable("prune_curve", "P_q = Acc(f_q)/Acc(f) at each pruning fraction q (see prunability)", TEST,
-             "accuracy kept after pruning", "model", lambda ev: np.asarray(ev.prune[1]), ("prune_fraction",)),
+             "accuracy kept after pruning", "model", lambda ev: ev.prune[1], ("prune_fraction",),
+             header="P_q", phrase="the accuracy kept after pruning"),
     Variable("act_comp", "mean q-compressibility 1 - ||h - h_(k)||/||h||, k = ceil(q d) with q = metrics.q", ACT,
              "activation compressibility", "model",
-             lambda ev: torch.nanmean(metrics.q_compressibility(ev.act, ev.cfg["q"])).item()),
+             lambda ev: metrics.nanmean(metrics.q_compressibility(ev.act, ev.cfg["q"])),
+             header="act. comp.", phrase="activation compressibility", **SHARE),
     Variable("act_sparsity", "mean fraction of exactly-zero activations", ACT, "activation sparsity", "model",
-             lambda ev: metrics.sparsity(ev.act).mean().item()),
+             lambda ev: metrics.nanmean(metrics.sparsity(ev.act)), header="act. spars.",
+             phrase="activation sparsity", **SHARE),
     Variable("act_pq_index", "mean PQ-index 1 - ||h||_1/(sqrt(d)||h||_2)", ACT, "activation PQ-index", "model",
-             lambda ev: torch.nanmean(metrics.pq_index(ev.act)).item()),
+             lambda ev: metrics.nanmean(metrics.pq_index(ev.act)), header="PQ-index", phrase="the activations' PQ-index",
+             **SHARE),
     Variable("class_sep", "class separation R^2 (Kornblith et al. 2021, cosine distance)", ACT, "class separation R²",
-             "model", lambda ev: metrics.class_separation(ev.act, ev.test.y[ev.act_index])),
+             "model", lambda ev: metrics.class_separation(ev.act, ev.test.y[ev.act_index]), header="class sep.",
+             phrase="class separation R²"),
     Variable("csi", "class-selectivity index, coverage-scaled, mean over the neurons that fire", ACT,
-             "class selectivity (CSI)", "model", lambda ev: metrics.csi(ev.act, ev.test.y[ev.act_index])),
+             "class selectivity (CSI)", "model", lambda ev: metrics.csi(ev.act, ev.test.y[ev.act_index]),
+             header="CSI", phrase="class selectivity (CSI)"),
     Variable("bsi", "bias-selectivity index: the CSI with bias labels in place of class labels", ACT,
-             "bias selectivity (BSI)", "model", lambda ev: metrics.bsi(ev.act, ev.test.b[ev.act_index])),
+             "bias selectivity (BSI)", "model", lambda ev: metrics.bsi(ev.act, ev.test.b[ev.act_index]),
+             header="BSI", phrase="bias selectivity (BSI)"),
     Variable("csi_shuffled", "the CSI with the class labels randomly permuted: what sparsity alone gives", ACT,
-             "CSI, shuffled labels", "model",
-             lambda ev: metrics.csi(ev.act, ev.test.y[ev.act_index][torch.randperm(
-                 len(ev.act_index), generator=generator(ev.run["seed"], "shuffled_labels")).to(ev.act.device)])),
+             "CSI, shuffled labels", "model", lambda ev: metrics.csi(ev.act, ev.shuffled_labels),
+             header="CSI shuffled", phrase="the CSI with shuffled labels"),
     Variable("attr_core", "mean share of |attribution| on the core inputs (NaN where no regions are known)", ATTR,
-             "core share of |attribution|", "model", lambda ev: ev.shares.get("core", math.nan)),
+             "core share of |attribution|", "model", lambda ev: ev.shares.get("core", math.nan),
+             header="core share", phrase="the share of attribution on the core inputs", **SHARE),
     Variable("attr_spurious", "mean share of |attribution| on the spurious inputs", ATTR,
-             "spurious share of |attribution|", "model", lambda ev: ev.shares.get("spurious", math.nan)),
+             "spurious share of |attribution|", "model", lambda ev: ev.shares.get("spurious", math.nan),
+             header="spurious share", phrase="the share of attribution on the spurious inputs", **SHARE),
     Variable("attr_noise", "mean share of |attribution| on the noise inputs", ATTR, "noise share of |attribution|",
-             "model", lambda ev: ev.shares.get("noise", math.nan)),
+             "model", lambda ev: ev.shares.get("noise", math.nan), header="noise share",
+             phrase="the share of attribution on the noise inputs", **SHARE),
     Variable("attr_entropy", "mean entropy of the normalised |attribution| map over log(#positions), in [0, 1]",
              ATTR, "attribution entropy", "model",
-             lambda ev: torch.nanmean(metrics.attribution_entropy(ev.attributions)).item()),
+             lambda ev: metrics.nanmean(metrics.attribution_entropy(ev.attributions)), header="attr. entropy",
+             phrase="attribution entropy", **SHARE),
     Variable("bg_share", "mean share of |attribution| (summed over colour channels) on background pixels, by the "
              "masks of metrics.bg_mask (NaN without masks or for non-RGB inputs)", ATTR,
-             "background share of |attribution|", "model", lambda ev: ev.background),
+             "background share of |attribution|", "model", lambda ev: ev.background, header="bg. share",
+             phrase="the background's share of attribution", **SHARE),
+    Variable("neuron_csi_final", "per-neuron CSI of the penultimate layer of the trained model (NaN for a neuron "
+             "that does not fire)", ACT, "neuron CSI at the end", "model", lambda ev: ev.selectivity["csi"],
+             ("neuron",), "float32"),
+    Variable("neuron_bsi_final", "per-neuron BSI of the penultimate layer of the trained model", ACT,
+             "neuron BSI at the end", "model", lambda ev: ev.selectivity["bsi"], ("neuron",), "float32"),
     Variable("max_bc_loss_ratio", "maximum over the recorded steps of sum(BC losses)/sum(losses)", STEPS,
-             "max BC loss ratio", "training",
-             lambda ev: float(np.nanmax(ev.result.records["bc_loss_ratio"].numpy(), initial=-np.inf))
-             if len(ev.result.records["bc_loss_ratio"]) else math.nan),
+             "max BC loss ratio", "training", lambda ev: ev.max_record("bc_loss_ratio"), header="max BC ratio",
+             phrase="the largest BC loss ratio", **SHARE),
     Variable("train_acc", "training accuracy at the last evaluation, fraction in [0, 1]", "the training set",
-             "training accuracy", "training", lambda ev: ev.result.train_acc),
-    Variable("steps", "SGD steps taken", "training", "steps", "training", lambda ev: ev.result.steps, dtype="int64"),
-    Variable("converged", "reached 100% training accuracy before the step cap", "training", "converged", "training",
-             lambda ev: ev.result.converged, dtype="bool"),
+             "training accuracy", "training", lambda ev: ev.result.train_acc, header="train acc. (%)",
+             phrase="training accuracy", **ACCURACY),
+    Variable("steps", "SGD steps taken", "training", "steps", "training", lambda ev: ev.result.steps, dtype="int64",
+             header="steps", digits=0),
+    Variable("converged", "met the stopping criterion (100% training accuracy, or train.stop_loss) before the step "
+             "cap", "training", "converged", "training", lambda ev: ev.result.converged, dtype="bool"),
     Variable("diverged", "ended by a non-finite value, a dead network or a collapse to chance", "training", "diverged",
              "training", lambda ev: ev.result.diverged, dtype="bool"),
     Variable("reason", "why training stopped: converged, step cap, non-finite, dead network, collapse (or the run's "
@@ -204,47 +215,29 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("loss", "minibatch mean cross-entropy (NaN after the run stopped)", STEPS, "training loss", "training",
              _record("loss"), ("step",), "float32"),
     Variable("bc_loss_ratio", "sum(BC losses)/sum(losses) in the minibatch (0 without BC samples)", STEPS,
-             "BC loss ratio", "training", _record("bc_loss_ratio"), ("step",), "float32"),
+             "BC loss ratio", "training", _record("bc_loss_ratio"), ("step",), "float32", **SHARE),
     Variable("bc_loss", "mean loss of the minibatch's bias-conflicting samples (NaN without any)", STEPS,
              "BC samples' loss", "training", _record("bc_loss"), ("step",), "float32"),
     Variable("ba_loss", "mean loss of the minibatch's bias-aligned samples", STEPS, "bias-aligned samples' loss",
              "training", _record("ba_loss"), ("step",), "float32"),
     Variable("confident_bc", "share of the minibatch's BC samples predicted wrong with probability above "
              "train.confident_prob (NaN without BC samples)", STEPS, "confidently mispredicted BC share", "training",
-             _record("confident_bc"), ("step",), "float32"),
+             _record("confident_bc"), ("step",), "float32", phrase="the share of confidently mispredicted BC samples",
+             **SHARE),
     Variable("logit_norm", "mean L2 norm of a sample's logits", STEPS, "logit norm", "training",
-             _record("logit_norm"), ("step",), "float32"),
-    Variable("param_norm", "L2 norm of all parameters after the step", STEPS, "parameter norm", "training",
-             _record("param_norm"), ("step",), "float32"),
+             _record("logit_norm"), ("step",), "float32", phrase="the logit norm"),
+    Variable("param_norm", "L2 norm of all parameters after the step (accumulated in float64)", STEPS,
+             "parameter norm", "training", _record("param_norm"), ("step",), "float32", phrase="the parameter norm"),
     Variable("neuron_csi", "per-neuron CSI of the penultimate layer at each of metrics.snapshot_steps (NaN where the "
              "run had stopped, or for a neuron that does not fire)", ACT, "neuron CSI", "training",
              lambda ev: ev.snapshots("csi"), ("snapshot", "neuron"), "float32"),
     Variable("neuron_bsi", "per-neuron BSI at each of metrics.snapshot_steps", ACT, "neuron BSI", "training",
              lambda ev: ev.snapshots("bsi"), ("snapshot", "neuron"), "float32"),
-)
-BY_NAME = {v.name: v for v in VARIABLES}
-assert set(RECORDS) <= set(BY_NAME), "every training record is a declared variable"
-
-
-def _nan_like(ev: Evaluation, var: Variable) -> np.ndarray:
-    shape = [len(ev.cfg["prune_fractions"]) for d in var.dims if d == "prune_fraction"]
-    return np.full(shape, np.nan, dtype=var.dtype)
-
-
-def evaluate(run: dict, model: nn.Module, test_set: Split, result: TrainResult | None,
-             names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-    """The values of the declared variables ``names`` (default: all; only ``model`` ones when
-    ``result`` is None) of one trained run, as numpy arrays; model variables are NaN for a model
-    with non-finite weights."""
-    ev = Evaluation(run, model, test_set, result)
-    chosen = [BY_NAME[n] for n in names] if names else [v for v in VARIABLES if result or v.kind == "model"]
-    out = {}
-    for var in chosen:
-        value = _nan_like(ev, var) if var.kind == "model" and not ev.finite else var.compute(ev)
-        out[var.name] = np.asarray(value, dtype=var.dtype)
-    return out
+):
+    register(_v)
+del _v
 
 
 def definitions() -> str:
     """Every variable's description, as the JSON stored in a collected dataset's attrs."""
-    return json.dumps({v.name: v.description for v in VARIABLES})
+    return json.dumps({v.name: v.description for v in declared()})
