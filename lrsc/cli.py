@@ -8,7 +8,10 @@ the first failure and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
 
 from lrsc.errors import ConfigError, RunsFailed
 
@@ -21,50 +24,62 @@ def _sweep(args: argparse.Namespace) -> None:
                          cpus=args.slurm_cpus, folder=args.slurm_folder)
     results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
                         models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
-                        workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm)
+                        workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm,
+                        store=args.store)
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
           f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
 
 
-def _status(args: argparse.Namespace) -> None:
-    from lrsc import store
-    from lrsc.config import axis_path, get
-    from lrsc.sweep import axes, read_config, run_hash, statuses
+def _status(args: argparse.Namespace) -> int:
+    from lrsc import store, sweepdir
 
-    cfg = read_config(args.dir)
-    records = statuses(args.dir, cfg)
-    print(f"{args.dir}: {len(records)} runs")
+    rows = sweepdir.states(args.dir)
+    grid = sweepdir.read_grid(args.dir)
+    print(f"{args.dir}: {len(rows)} runs in the run store {grid['store']}")
     for status in store.STATUSES:
-        print(f"  {status:<9}{sum(r['status'] == status for _, r in records):>7}")
-    failed = [(run, r) for run, r in records if r["status"] == "failed"]
-    if any(r["status"] == "stale" for _, r in records):
-        print("stale runs were recorded as running by a process of this host that is gone; "
-              "run the sweep again to train them")
-    if failed:
-        print("failed runs (hash, axis values, last line of the traceback; the whole one is in runs/<hash>.json):")
-    axis_of = dict(zip(axes(cfg), cfg["grid"]))  # dim name -> the axis as the grid names it
-    for run, record in failed:
-        values = " ".join(f"{dim}={get(run, axis_path(axis))}" for dim, axis in axis_of.items())
-        print(f"  {run_hash(run)}  {values}  {record['error'].strip().splitlines()[-1]}")
+        print(f"  {status:<9}{sum(state.status == status for _, _, state in rows):>7}")
+    for status, header in (("running", "runs claimed by a live process (hash, grid point, owner):"),
+                           ("stale", "runs claimed by a process that is gone (the next sweep takes them over):"),
+                           ("failed", "failed runs (hash, grid point, last line of the traceback; the whole one is in "
+                                      "the run's .json record):"),
+                           ("damaged", "damaged runs (the next sweep or lrsc collect sets them aside):")):
+        chosen = [(point, h, state) for point, h, state in rows if state.status == status]
+        if chosen:
+            print(header)
+        for point, h, state in chosen:
+            where = " ".join(f"{dim}={value}" for dim, value in point.items())
+            detail = {"failed": sweepdir.last_line(state.record.get("error", "")), "damaged": state.problem}.get(
+                status, _owner(state.owner))
+            print(f"  {h}  {where}  {detail}")
+    return 1 if any(state.status in ("failed", "damaged") for _, _, state in rows) else 0
+
+
+def _owner(owner: dict | None) -> str:
+    import time
+
+    if not owner:
+        return "owner not written yet"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+    return f"host {owner.get('host')} pid {owner.get('pid')} since {started} ({owner.get('sweep') or 'a sweep'})"
 
 
 def _collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lrsc import store
-    from lrsc.sweep import collect, expand, read_config, set_aside_damaged
+    from lrsc import collect, sweepdir
 
-    stored = set_aside_damaged(Path(args.dir), expand(read_config(args.dir)), "run the sweep again to recompute it")
-    results = collect(args.dir, check=False)
-    store.write_atomic(results, f"{args.dir}/results.nc")
+    results = collect.collect(args.dir)
+    sweepdir.write_results(Path(args.dir), results, collect.provenance(args.dir))
     print(f"wrote {args.dir}/results.nc: {dict(results.sizes)}")
-    return 1 if None in stored.values() else 0
+    return 1 if (results.status == "damaged").any() else 0
 
 
 def _book(args: argparse.Namespace) -> None:
     from lrsc.book import build_book
+    from lrsc.config import parse_override
 
-    build_book(args.root, profile=args.profile, execute=not args.no_execute)
+    overrides = dict(parse_override(o) for o in args.set)
+    build_book(args.root, profile=args.profile, execute=not args.no_execute, only=args.only, overrides=overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("sweep", help="run or resume a sweep from a params YAML")
     p.add_argument("params", help="sweep config, e.g. params/quick/parity.yaml")
-    p.add_argument("--out", required=True, help="output folder (runs/ and results.nc go here)")
+    p.add_argument("--out", required=True, help="the sweep's folder (its config and results.nc go here)")
+    p.add_argument("--store", help="the run store (default: runs/ beside --out, shared by every sweep there)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=2000 --set grid.lr=[0.1,1.0]")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -105,9 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="quick", help="parameter set under params/<profile>/ (quick or full)")
     p.add_argument("--root", default=".", help="project root holding _toc.yml (default: current folder)")
     p.add_argument("--no-execute", action="store_true", help="build from the already executed notebooks")
+    p.add_argument("--only", action="append", metavar="CHAPTER",
+                   help="execute only this chapter (e.g. fig3_parity; repeatable), then rebuild the book")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --only: override a setting of every sweep the chapter runs, e.g. --set grid.lr=[0.1,0.5]")
     p.set_defaults(func=_book)
 
     args = parser.parse_args(argv)
+    _log_to_stderr()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # SIGTERM stops a sweep as Ctrl-C does
     try:
         code = args.func(args)
     except ConfigError as e:
@@ -116,7 +139,29 @@ def main(argv: list[str] | None = None) -> int:
     except RunsFailed as e:
         print(f"lrsc: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("lrsc: error: interrupted; run the same command again to resume (finished runs are kept)",
+              file=sys.stderr)
+        return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return code or 0
+
+
+def _log_to_stderr() -> None:
+    """Show lrsc's notices (runs set aside, engines' choices) as ``lrsc: ...`` lines on stderr."""
+    log = logging.getLogger("lrsc")
+    if not any(getattr(h, "_lrsc", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lrsc: %(message)s"))
+        handler._lrsc = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

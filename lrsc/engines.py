@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import shutil
 import threading
+import time
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class Engine(Executor):
     lost_errors: tuple[type[BaseException], ...] = ()  # the worker was lost, not the run: retry the unit
     in_flight: int | None = None  # most units submitted at a time (None: all at once)
     shared_fate = False  # one lost worker loses every unit in flight (so the culprit is not known)
+    in_process = False  # units run in this process (they share its registries and can report progress)
 
     def submit_all(self, fn: Callable, arg_lists: Sequence[tuple]) -> list[Future]:
         """``[submit(fn, *args) for args in arg_lists]``; SLURM submits them as job arrays."""
@@ -67,6 +69,7 @@ class InProcess(Engine):
     """
 
     in_flight = 1
+    in_process = True
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
@@ -77,7 +80,7 @@ class InProcess(Engine):
         return future
 
 
-def _init_worker(counter: Any, threads: int, gpus: int) -> None:
+def _init_worker(counter: Any, threads: int, gpus: int, parent: int) -> None:
     # Runs first in each worker process: its share of the CPU threads, and one GPU chosen
     # round-robin by start order, set before anything initialises CUDA in this process.
     with counter.get_lock():
@@ -86,6 +89,20 @@ def _init_worker(counter: Any, threads: int, gpus: int) -> None:
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with, args=(parent,), name="lrsc-watchdog", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the sweep's process ``parent`` is gone (killed, even with SIGKILL):
+    a worker must not train on, holding memory and claims, for a sweep nobody drives."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
 
 
 class LocalProcesses(Engine):
@@ -103,13 +120,13 @@ class LocalProcesses(Engine):
         self.in_flight = workers
         self._workers, self._gpus = workers, gpus
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["lrsc.sweep"])
+        self._context.set_forkserver_preload(["lrsc.units"])
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         threads = max(1, (os.cpu_count() or 1) // self._workers)
         return ProcessPoolExecutor(self._workers, mp_context=self._context, initializer=_init_worker,
-                                   initargs=(self._context.Value("i", 0), threads, self._gpus))
+                                   initargs=(self._context.Value("i", 0), threads, self._gpus, os.getpid()))
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         try:
@@ -120,6 +137,9 @@ class LocalProcesses(Engine):
             return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:  # leaving on an error or an interrupt: stop the units running now too
+            for process in list((self._pool._processes or {}).values()):  # the pool keeps no public handle
+                process.terminate()
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 

@@ -1,0 +1,209 @@
+"""Work units: the runs a worker trains together, and what a worker does with them.
+
+A sweep splits its runs into units (:func:`batches`): runs that differ only in seed and
+per-model settings and train through the stacked kernel go together, every other run is a
+unit of its own. :func:`execute` is what any engine runs for a unit (this process, a local
+worker process, a Dask task, a SLURM job): it claims each run in the store, trains the runs
+it claimed, stores each one as soon as it finishes, and releases the claims. It is a pure
+function of its arguments, so any worker can run it, and run it again.
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import torch
+import xarray as xr
+from torch import nn
+
+import lrsc
+from lrsc import datasets, extensions, models, variables
+from lrsc.evaluation import evaluate, neuron_selectivity
+from lrsc.provenance import provenance
+from lrsc.runs import init_model, load_data
+from lrsc.seeding import pick_device
+from lrsc.settings import TrainSettings
+from lrsc.stacked import stacked_kernel, train_batched
+from lrsc.stopping import TrainResult
+from lrsc.store import RunStore
+from lrsc.train import train
+
+# (run hash, status) -> None: told as each run of a unit ends (done, diverged, failed, or claimed
+# by another process).
+Report = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One planned run: its complete, normalised config, its hash, and its point in the sweep's grid."""
+
+    config: dict
+    hash: str
+    point: dict
+
+    @property
+    def settings(self) -> TrainSettings:
+        return TrainSettings.from_config(self.config["train"])
+
+
+@lru_cache(maxsize=64)
+def _stackable(key: str) -> bool:
+    run = json.loads(key)
+    info = datasets.check(run["dataset"], run["dataset_params"])
+    with torch.device("meta"):
+        model = models.build(run["model"], input_shape=info.input_shape, num_classes=info.num_classes,
+                             **run["model_params"])
+    return stacked_kernel(model, TrainSettings.from_config(run["train"]))
+
+
+def stackable(run: Run) -> bool:
+    """Whether the run's model trains through the stacked kernel (``lrsc.stacked.stacked_kernel``)."""
+    keys = ("dataset", "dataset_params", "model", "model_params", "train")
+    return _stackable(json.dumps({k: run.config[k] for k in keys}, sort_keys=True))
+
+
+def batches(runs: list[Run], size: int, workers: int = 1) -> list[list[Run]]:
+    """Split ``runs`` into units of at most ``size`` runs that can train at once.
+
+    Runs go together when their configs differ only in ``seed`` and the per-model training
+    settings, they train through the stacked kernel and they are all plain SGD or all not
+    (the kernel's update takes another route for plain SGD); every other run is a unit of its
+    own. Units follow the order of their first run. With ``workers`` > 1 the units are split
+    further until there are at least as many as workers (a stacked model's numbers do not
+    depend on its batch-mates, so splitting changes nothing but the speed).
+    """
+    groups: dict[str, list[Run]] = {}
+    for i, run in enumerate(runs):
+        if size > 1 and stackable(run):
+            s = run.settings
+            shared = {**run.config, "seed": None, "train": {**s.shared(), "plain": s.plain_sgd}}
+            key = json.dumps(shared, sort_keys=True)
+        else:
+            key = str(i)
+        groups.setdefault(key, []).append(run)
+    units = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    while len(units) < workers and max(map(len, units), default=1) > 1:
+        big = max(units, key=len)
+        units[units.index(big):units.index(big) + 1] = [big[:len(big) // 2], big[len(big) // 2:]]
+    return units
+
+
+def one_at_a_time(runs: list[Run]) -> set[str]:
+    """The optimisers (or ASAM) of ``runs`` that make a run train alone: the batched kernel does SGD only."""
+    return {"ASAM" if r.settings.asam_rho else r.settings.optimizer for r in runs
+            if r.settings.optimizer != "sgd" or r.settings.asam_rho}
+
+
+def _dataset(run: Run, values: dict) -> xr.Dataset:
+    """A run's variables as a dataset, each with its declared attributes."""
+    return xr.Dataset({name: (variables.get(name).dims, value, variables.get(name).attrs())
+                       for name, value in values.items()},
+                      attrs={"config": json.dumps(run.config, sort_keys=True), "hash": run.hash,
+                             "lrsc_version": lrsc.__version__})
+
+
+def store_run(store: RunStore, run: Run, model: nn.Module, result: TrainResult, test_set: datasets.Split,
+              train_time_s: float) -> str:
+    """Evaluate a trained run and commit it to ``store``; returns its status (``done`` or ``diverged``)."""
+    started = time.time()
+    ds = _dataset(run, evaluate(run.config, model, test_set, result))
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    path = "stacked kernel" if stacked_kernel(model, run.settings) else "one model, autograd"
+    status = "diverged" if result.diverged else "done"
+    prov = provenance(str(test_set.x.device), path, train_time_s + time.time() - started, result.fit_step)
+    store.commit(run.hash, lambda p: ds.to_netcdf(p, engine="h5netcdf"), lambda p: torch.save(weights, p),
+                 {"status": status, "config": run.config, "provenance": prov, "variables": sorted(ds.data_vars)})
+    return status
+
+
+def _train_one(store: RunStore, run: Run, device: str, progress: bool) -> str:
+    train_set, test_set = load_data(run.config, pick_device(device))
+    model = init_model(run.config, train_set)
+    started = time.time()
+    result = train(model, train_set, run.settings, seed=run.config["seed"], progress=progress,
+                   snapshot=neuron_selectivity(run.config, test_set),
+                   snapshot_steps=tuple(run.config["metrics"]["snapshot_steps"]))
+    return store_run(store, run, model, result, test_set, time.time() - started)
+
+
+def _train_stack(store: RunStore, unit: list[Run], device: str, progress: bool, report: Report | None) -> None:
+    """Train a unit of stackable runs at once; each is stored as soon as it leaves the stack."""
+    dev = pick_device(device)
+    splits = {run.config["seed"]: load_data(run.config, dev) for run in unit}  # runs of one seed share their data
+    nets = [init_model(run.config, splits[run.config["seed"]][0]) for run in unit]
+    started = time.time()
+
+    def done(i: int, result: TrainResult) -> None:
+        run = unit[i]
+        status = store_run(store, run, nets[i], result, splits[run.config["seed"]][1], (time.time() - started) / len(unit))
+        if report:
+            report(run.hash, status)
+
+    train_batched(nets, [splits[r.config["seed"]][0] for r in unit], [r.settings for r in unit],
+                  seed=[r.config["seed"] for r in unit], progress=progress, on_done=done,
+                  snapshot=[neuron_selectivity(r.config, splits[r.config["seed"]][1]) for r in unit],
+                  snapshot_steps=tuple(unit[0].config["metrics"]["snapshot_steps"]))
+
+
+def _fail(store: RunStore, run: Run, error: str, report: Report | None) -> str:
+    store.write_record(run.hash, {"status": "failed", "hash": run.hash, "config": run.config, "error": error})
+    if report:
+        report(run.hash, "failed")
+    return "failed"
+
+
+def execute(unit: list[Run], store_root: str, device: str = "auto", extension_blob: bytes | None = None,
+            sweep: str = "", progress: bool = False, report: Report | None = None) -> list[tuple[str, str]]:
+    """Train one unit: claim each of its runs in the store at ``store_root``, train the ones
+    claimed, store each as it finishes, release the claims. Returns ``(hash, status)`` per run:
+    ``done``, ``diverged``, ``failed`` (the run raised; its record holds the traceback), or
+    ``claimed`` (another process holds it). ``extension_blob`` carries the registrations made
+    outside lrsc (``lrsc.extensions.snapshot``); ``report`` is told as each run ends.
+    """
+    extensions.install(extension_blob)
+    store = RunStore(store_root)
+    statuses: dict[str, str] = {}
+    mine = []
+    for run in unit:
+        state = store.state(run.hash)
+        if state.status in ("done", "diverged"):
+            statuses[run.hash] = state.status  # trained by another process since the unit was planned
+        elif store.claim(run.hash, sweep) is None:
+            mine.append(run)
+        else:
+            statuses[run.hash] = "claimed"
+    try:
+        with store.heartbeat([r.hash for r in mine]):
+            _train_claimed(store, mine, device, progress, report, statuses)
+    finally:
+        for run in mine:
+            store.release(run.hash)
+    return [(run.hash, statuses[run.hash]) for run in unit]
+
+
+def _train_claimed(store: RunStore, mine: list[Run], device: str, progress: bool, report: Report | None,
+                   statuses: dict[str, str]) -> None:
+    """Train the claimed runs; when a stack raises, its unfinished runs train one at a time, so
+    one bad run does not fail the others."""
+    if len(mine) > 1:
+        try:
+            _train_stack(store, mine, device, progress, report)
+        except Exception:
+            pass
+        for run in mine:
+            state = store.state(run.hash)
+            if state.status in ("done", "diverged"):
+                statuses[run.hash] = state.status
+        mine = [run for run in mine if run.hash not in statuses]
+    for run in mine:
+        try:
+            statuses[run.hash] = _train_one(store, run, device, progress)
+            if report:
+                report(run.hash, statuses[run.hash])
+        except Exception:
+            statuses[run.hash] = _fail(store, run, traceback.format_exc(), report)
+
