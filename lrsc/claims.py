@@ -1,229 +1,405 @@
-"""The paper's claims that the book tests, and a ledger of how this build's stored sweeps judge them.
+"""The paper's claims that the book tests, each judged by the one verdict rule of :mod:`lrsc.verdicts`.
 
-Each :class:`Claim` names the paper's figure, the statement, the book chapter that shows it,
-the sweep folder(s) under a ``results_dir`` it reads, and a variable with its expected
-direction. :func:`ledger` reads the stored ``results.nc`` files and gives one verdict per claim:
-
-- **direction with LR** (``kind="trend"``): the book's robust LR effect,
-  :func:`lrsc.report.trend` — the rank correlation of the seed mean with LR over the compared
-  LRs, and the upper-half minus lower-half effect with its seed spread — judged by
-  :meth:`lrsc.report.Trend.verdict`: ``agrees`` / ``disagrees`` when the effect clearly goes
-  the expected / the other way, ``inconclusive`` when it is within the seed spread (or the rank
-  correlation has the other sign, or fewer than two LRs are compared);
-- **correlation over runs** (``kind="correlation"``, Fig. 12): the Spearman correlation of
-  ``x`` and the variable over every converged, not diverged run of the claim's sweeps, each
-  sweep's values centred first (:func:`lrsc.mechanism.correlations`, the same pooled
-  correlation as the mechanism chapter). The rule: ``inconclusive`` with fewer than
-  :data:`MIN_RUNS` runs or ``|rho|`` below :data:`MIN_RHO`; otherwise ``agrees`` when ``rho``
-  has the expected sign and ``disagrees`` when not.
-
-- **both properties** (``kind="both"``, Fig. 6 and Tab. 2): over the range of one
-  hyperparameter (``axis``), :func:`lrsc.hyper.effects_table` judges whether unbiased accuracy
-  and prunability both clearly improve. For the LR (``expected=1``) the claim ``agrees`` when
-  both do, ``disagrees`` when either clearly worsens, and is ``inconclusive`` otherwise; for
-  any other hyperparameter (``expected=-1``: "at most one") it ``disagrees`` when both
-  clearly improve and ``agrees`` otherwise.
-
-A claim whose folders are all missing is ``not run in this profile``; a correlation claim
-uses the folders that exist.
+A :class:`Claim` names the paper's figure, the statement, the chapter that shows it, and a
+judge: a function of the stored results under a ``results_dir`` (sweep folders, and what a
+chapter derived from them) that gives one or more :class:`Row` (a claim about several
+settings, such as one per switch step, gives one row per setting). Each chapter ends with
+:func:`table` of its own claims; the claims page shows :func:`ledger`, the union of those
+tables, so no two pages can word a verdict differently. A claim whose sweeps this build did
+not run gives no row.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from lrsc import mechanism, report, store
+from lrsc import mechanism, report, settings, sweepdir, variables, verdicts
+from lrsc.collect import load
+from lrsc.report import title
+from lrsc.verdicts import Verdict
 
-NOT_RUN = "not run in this profile"
-VERDICTS = ("agrees", "disagrees", "inconclusive", NOT_RUN)
-MIN_RUNS = 6  # a correlation over fewer runs is inconclusive
-MIN_RHO = 0.2  # nor is one smaller than this in size
 
-# Accuracies are judged in percentage points.
-SCALE = {"test_acc": 100.0, "worst_group_acc": 100.0}
+@dataclass(frozen=True)
+class Row:
+    """One judged statement: ``on`` names the results it is judged on (for readers)."""
+
+    statement: str
+    on: str
+    verdict: Verdict
+
+
+class Results:
+    """The stored results under ``results_dir``, each read once."""
+
+    def __init__(self, results_dir: str | Path):
+        self.root = Path(results_dir)
+
+    @lru_cache(maxsize=None)
+    def sweep(self, folder: str) -> xr.Dataset | None:
+        path = self.root / folder / "results.nc"
+        return load(path) if path.is_file() else None
+
+    @lru_cache(maxsize=None)
+    def derived(self, folder: str, name: str) -> xr.Dataset | None:
+        return sweepdir.load_derived(self.root / folder, name)
+
+
+Judge = Callable[[Results], list[Row]]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper, as the book tests it (see the module docstring)."""
+    """One claim of the paper: ``id``, the paper's ``figure``, the ``chapter`` (a page of the book)
+    that shows it, and its ``judge``."""
 
     id: str
-    figure: str  # the paper's figure or table
-    statement: str  # in one sentence
-    chapter: str  # the book page that shows it, a {doc} path relative to book/
-    folders: tuple[str, ...]  # sweep folders under results_dir
-    variable: str
-    expected: int = 1  # +1: rises (with LR, or with x); -1: falls
-    kind: str = "trend"  # "trend": direction with LR; "correlation": with x over runs
-    x: str = "lr"  # the other variable of a correlation claim
-    axis: str = "lr"  # the swept setting of a "both" claim
+    figure: str
+    chapter: str
+    judge: Judge
+    folder: str = ""  # the sweep judged, where it is one
+    variable: str = ""  # the variable judged, where it is one
 
 
-# (sweep folder, a name for readers) of the Fig. 4 chapter; a profile may run only some.
-FIG4_SWEEPS = (
-    ("fig4_colored_mnist_fcn", "Colored MNIST, FCN"),
-    ("fig4_colored_mnist_cnn", "Colored MNIST, CNN"),
-    ("fig4_double_mnist_fcn", "Double MNIST, FCN"),
-    ("fig4_double_mnist_cnn", "Double MNIST, CNN"),
-    ("fig4_mnist_cifar_fcn", "MNIST-CIFAR, FCN"),
-    ("fig4_corrupted_cifar10_fcn", "Corrupted CIFAR-10, FCN"),
-)
-SWEEPS = (("parity", "parity, FCN"), ("moon_star", "moon-star, FCN"), *FIG4_SWEEPS)
-# (sweep folder, a name for readers) of the supplement's training schemes, each an LR sweep.
-SCHEME_SWEEPS = (
-    ("scheme_adam", "Adam"),
-    ("scheme_adamw_cosine", "AdamW with a cosine schedule"),
-    ("scheme_psgd_kron_wsd", "PSGD-Kron with a WSD schedule"),
-    ("scheme_step_decay", "SGD with a step decay"),
-    ("scheme_stop_loss", "SGD to a cross-entropy threshold"),
-    ("scheme_extra_steps", "SGD trained on past 100% accuracy"),
-)
-# (sweep folder, a name for readers) of the Fig. 7 and Fig. 8/10/11 chapters, quick and full profiles.
-NATURALISTIC_SWEEPS = (("fig7_moon_star_vit", "moon-star, reduced ViT + AdamW"),
-                       ("fig7_mnist_cifar_vit", "MNIST-CIFAR, reduced ViT + AdamW"),
-                       ("fig7_celeba_swin_t", "CelebA, Swin-T + AdamW"), ("fig7_waterbirds_swin_t", "Waterbirds, Swin-T + AdamW"))
-STANDARD_SWEEPS = (("fig8_cifar10_cnn", "CIFAR-10, CNN"), ("fig8_cifar10_resnet18", "CIFAR-10, ResNet18"),
-                   ("fig8_cifar100_resnet18", "CIFAR-100, ResNet18"), ("fig8_imagenet_resnet18", "ImageNet, ResNet18"))
-# The hyperparameters of the Fig. 6 chapter (folders hp_<key>) besides the LR.
-HYPERPARAMETERS = ("batch_size", "momentum", "l1", "weight_decay", "focal_gamma", "asam_rho")
+def _sentence(phrase: str) -> str:
+    """``phrase`` with its first letter capitalised (and the rest as it is: "CSI" stays "CSI")."""
+    return phrase[:1].upper() + phrase[1:]
 
-# (variable, expected direction with LR, how the statement names it)
-_WORDS = {
-    "test_acc": "unbiased test accuracy rises",
-    "prunability": "prunability rises",
-    "act_comp": "activation compressibility rises",
-    "attr_core": "the share of attribution on the core bits rises",
-    "attr_spurious": "the share of attribution on the spurious bit falls",
-    "csi": "class selectivity (CSI) rises",
-    "class_sep": "class separation R² rises",
-    "worst_group_acc": "worst-group test accuracy rises",
-    "attr_entropy": "attribution entropy falls",
-    "bg_share": "the background's share of attribution falls",
+
+def _moves(expected: int) -> str:
+    return {1: "rises", -1: "falls", 0: "changes"}[expected]
+
+
+def trend_claims(prefix: str, figure: str, chapter: str, folders: tuple[str, ...],
+                 checks: tuple[tuple[str, int], ...]) -> list[Claim]:
+    """For each sweep folder and ``(variable, expected direction)``: the variable moves that way with LR."""
+
+    def judge(folder: str, var: str, expected: int) -> Judge:
+        def rows(res: Results) -> list[Row]:
+            ds = res.sweep(folder)
+            if ds is None or var not in ds:
+                return []
+            statement = f"{_sentence(variables.get(var).phrase)} {_moves(expected)} with the learning rate."
+            return [Row(statement, title(ds), verdicts.trend(ds, var, expected))]
+        return rows
+
+    return [Claim(f"{prefix}.{folder}.{var}", figure, chapter, judge(folder, var, expected), folder, var)
+            for folder in folders for var, expected in checks]
+
+
+def correlation_claim(id: str, figure: str, chapter: str, folders: tuple[str, ...], x: str, y: str) -> Claim:
+    """Over every compared run of the stored ``folders``, ``y`` rises with ``x`` (centred per sweep)."""
+
+    def rows(res: Results) -> list[Row]:
+        loaded = {f: ds for f in folders if (ds := res.sweep(f)) is not None and x in ds}
+        if not loaded:
+            return []
+        runs = mechanism.runs_table(loaded, x=x, y=y)
+        verdict = verdicts.correlation(runs[x], runs[y], runs["sweep"], expected=1)
+        statement = (f"Over runs, a higher peak of {variables.get(x).phrase.removeprefix('the largest ')} goes with "
+                     f"higher {variables.get(y).phrase}.")
+        return [Row(statement, f"{len(loaded)} sweeps pooled", verdict)]
+
+    return Claim(id, figure, chapter, rows)
+
+
+def settings_claims(id: str, figure: str, chapter: str, folder: str, var: str = "test_acc") -> Claim:
+    """Per data setting of a settings sweep (dims ``(*settings, lr, seed)``): the largest LR beats the smallest."""
+
+    def rows(res: Results) -> list[Row]:
+        ds = res.sweep(folder)
+        if ds is None:
+            return []
+        lo, hi = float(ds.lr.min()), float(ds.lr.max())
+        return [Row(f"{_sentence(variables.get(var).phrase)} is higher at LR {hi:g} than at LR {lo:g} ({setting}).",
+                    title(ds), verdict) for setting, verdict in report.settings_verdicts(ds, var)]
+
+    return Claim(id, figure, chapter, rows)
+
+
+def both_claim(folder: str) -> Claim:
+    """Fig. 6: over its range, the LR raises unbiased accuracy *and* prunability; any other
+    setting (swept at a small LR, moved the way it acts like a larger LR) does not raise both.
+    The setting is the sweep's axis besides ``lr`` and ``seed``."""
+
+    def rows(res: Results) -> list[Row]:
+        ds = res.sweep(folder)
+        if ds is None:
+            return []
+        axes = [d for d in ds.test_acc.dims if d not in ("lr", "seed")]
+        key = axes[0] if axes else "lr"
+        ds = ds.isel(lr=0) if key != "lr" else ds
+        sign = settings.TRAIN[key].like_lr or 1
+        parts = {var: verdicts.trend(ds, var, 1, axis=key, sign=sign) for var in ("test_acc", "prunability")}
+        statement = ("Over its range, the learning rate raises both unbiased accuracy and prunability." if key == "lr"
+                     else f"Over its range at a small LR, {settings.TRAIN[key].name} does not raise both unbiased "
+                          f"accuracy and prunability.")
+        return [Row(statement, title(ds), verdicts.both(parts, expected=1 if key == "lr" else -1))]
+
+    return Claim(f"fig6.{folder}.both", "Fig. 6, Tab. 2", "fig6_hyperparameters", rows, folder)
+
+
+def derived_claim(id: str, figure: str, chapter: str, folder: str, name: str,
+                  judge: Callable[[xr.Dataset], list[tuple[str, Verdict]]]) -> Claim:
+    """A claim judged on what a chapter derived from a sweep (``<folder>/derived/<name>.nc``)."""
+
+    def rows(res: Results) -> list[Row]:
+        ds, sweep = res.derived(folder, name), res.sweep(folder)
+        if ds is None or sweep is None:
+            return []
+        return [Row(statement, title(sweep), verdict) for statement, verdict in judge(ds)]
+
+    return Claim(id, figure, chapter, rows)
+
+
+def sweep_claim(id: str, figure: str, chapter: str, folder: str,
+                judge: Callable[[xr.Dataset, Results], list[tuple[str, Verdict]]], needs: tuple[str, ...] = ()) -> Claim:
+    """A claim judged on one stored sweep by a judge of its own (e.g. the Fig. 13 dynamics), when the
+    sweep holds the variables it ``needs``."""
+
+    def rows(res: Results) -> list[Row]:
+        ds = res.sweep(folder)
+        if ds is None or any(v not in ds for v in needs):
+            return []
+        return [Row(statement, title(ds), verdict) for statement, verdict in judge(ds, res)]
+
+    return Claim(id, figure, chapter, rows)
+
+
+def _switch(ds: xr.Dataset, res: Results, constant: tuple[str, ...]) -> list[tuple[str, Verdict]]:
+    """Supplement Fig. 30 (left): per switch step t, training at the large LR up to t and at the
+    small LR after it keeps more than half of the large LR's accuracy gain (paired over seeds
+    with the constant-LR runs, which share each seed's initialisation)."""
+    base = next((d for f in constant if (d := res.sweep(f)) is not None), None)
+    cfg = json.loads(ds.attrs["config"])
+    ds = ds.isel(lr=0)
+    high, low = ds.lr.item(), ds.lr.item() * cfg["train"]["schedule_factor"]
+    if base is None or not {high, low} <= set(base.lr.values.tolist()):
+        return []
+    seeds = [s for s in ds.seed.values.tolist() if s in base.seed.values.tolist()]
+    ends = base.test_acc.sel(seed=seeds)
+    middle = (ends.sel(lr=low) + ends.sel(lr=high)) / 2
+    scale, units, _ = verdicts.presentation(ds.test_acc)
+    rows = []
+    for t in ds.schedule_at.values:
+        kept = ds.test_acc.sel(schedule_at=t, seed=seeds)
+        statement = (f"Switching from LR {high:g} to LR {low:g} after step {int(t)} keeps more than half of the large "
+                     f"LR's accuracy gain (above the midpoint of the two constant-LR runs).")
+        rows.append((statement, verdicts.contrast(middle.values, kept.values, 1, units=units, scale=scale)))
+    return rows
+
+
+def _l2_adds(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
+    """Fig. 6: L2 adds to a large LR: at the large LR, a larger L2 penalty raises accuracy and prunability."""
+    lr, ds = float(ds.lr[0]), ds.isel(lr=0)
+    return [(f"At LR {lr:g}, a larger L2 penalty raises {variables.get(var).phrase} (L2 adds to a large LR).",
+             verdicts.trend(ds, var, 1, axis="weight_decay")) for var in ("test_acc", "prunability")]
+
+
+def _soups(ds: xr.Dataset, res: Results, folder: str) -> list[tuple[str, Verdict]]:
+    from lrsc import soup
+
+    soups = res.derived(folder, "soups")
+    if soups is None:
+        return []
+    return soup.judge(soups, *mechanism.low_high(ds))
+
+
+def _deeplift(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
+    """Supplement Fig. 14: DeepLift gives IG's picture: with DeepLift attributions too, attribution
+    entropy and the background share fall from the smallest to the largest compared LR."""
+    rows = []
+    for var, phrase in (("attr_entropy", "attribution entropy"), ("bg_share", "the background's share of attribution")):
+        if var in ds and ds[var].notnull().any():
+            dl = ds[var].sel(attribution="DeepLift")
+            rows.append((f"With DeepLift attributions, {phrase} falls from the smallest to the largest compared LR.",
+                         verdicts.contrast(dl.sel(end="low"), dl.sel(end="high"), -1)))
+    return rows
+
+
+FIG4 = tuple(f"fig4_{d}_{m}" for d in ("colored_mnist", "double_mnist", "mnist_cifar", "corrupted_cifar10")
+             for m in ("fcn", "cnn", "resnet18", "resnet50", "wrn101_2"))
+SCHEMES = ("scheme_adam", "scheme_adamw_cosine", "scheme_psgd_kron_wsd", "scheme_step_decay", "scheme_stop_loss",
+           "scheme_extra_steps")
+# The sweep folders each chapter judges, by role, where the chapter recorded none (see :func:`record`):
+# the quick and the full profile's folder names.
+DEFAULT_ROLES: dict[str, dict[str, list[str]]] = {
+    "fig3_parity": {"main": ["parity"], "moon_star": ["moon_star"], "settings": ["parity_settings"]},
+    "fig4_datasets": {"sweeps": list(FIG4), "settings": ["fig4_settings"]},
+    "fig5_representations": {"sweeps": ["parity", *FIG4]},
+    "fig6_hyperparameters": {"lr": ["hp_parity", "hp_colored_mnist_resnet18"],
+                             "hp": [f"hp_{k}" for k in ("batch_size", "momentum", "l1", "weight_decay", "focal_gamma",
+                                                         "asam_rho")], "high_lr_l2": ["hp_high_lr_l2"]},
+    "fig7_naturalistic": {"sweeps": ["fig7_moon_star_vit", "fig7_mnist_cifar_vit", "fig7_celeba_swin_t",
+                                     "fig7_waterbirds_swin_t"]},
+    "fig8_10_11_standard": {"sweeps": ["fig8_cifar10_cnn", "fig8_cifar10_resnet18", "fig8_cifar100_resnet18",
+                                       "fig8_imagenet_resnet18"]},
+    "fig12_13_mechanism": {"sweeps": ["parity", "moon_star", *FIG4], "dynamics": ["parity"]},
+    "supplement_schemes": {"constant": ["hp_parity", "hp_colored_mnist_resnet18"], "schemes": list(SCHEMES),
+                           "switch": ["scheme_switch"]},
 }
-# (id prefix, paper figure, chapter, sweeps, variables with expected direction)
-_TREND_TABLE = (
-    ("fig3", "Fig. 3", "fig3_parity", SWEEPS[:1],
-     (("test_acc", 1), ("prunability", 1), ("act_comp", 1), ("attr_core", 1), ("attr_spurious", -1))),
-    ("fig15", "Fig. 15", "fig3_parity", SWEEPS[1:2], (("test_acc", 1), ("prunability", 1))),
-    ("fig4", "Fig. 4", "fig4_datasets", FIG4_SWEEPS, (("test_acc", 1), ("prunability", 1), ("act_comp", 1))),
-    ("fig5", "Fig. 5", "fig5_representations", (SWEEPS[0], *FIG4_SWEEPS), (("csi", 1), ("class_sep", 1))),
-    ("fig7", "Fig. 7", "fig7_naturalistic", NATURALISTIC_SWEEPS,
-     (("worst_group_acc", 1), ("prunability", 1), ("csi", 1))),
-    ("fig8", "Fig. 10, 11", "fig8_10_11_standard", STANDARD_SWEEPS,
-     (("test_acc", 1), ("attr_entropy", -1), ("bg_share", -1))),
-    ("supp", "Fig. 23-25, 29", "supplement_schemes", SCHEME_SWEEPS, (("test_acc", 1), ("prunability", 1))),
-)
+GROW = (("test_acc", 1), ("prunability", 1), ("act_comp", 1))
 
 
-def _claims() -> tuple[Claim, ...]:
-    out = [Claim(f"{prefix}.{folder}.{var}", figure, f"{name}: {_WORDS[var]} with LR.", chapter, (folder,), var, sign)
-           for prefix, figure, chapter, sweeps, variables in _TREND_TABLE
-           for folder, name in sweeps for var, sign in variables]
-    out.append(Claim("fig12.max_bc_loss_ratio", "Fig. 12",
-                     "Over converged runs, a larger peak share of the loss on bias-conflicting samples "
-                     "goes with higher unbiased test accuracy.",
-                     "fig12_13_mechanism", tuple(folder for folder, _ in SWEEPS), "test_acc", 1,
-                     kind="correlation", x="max_bc_loss_ratio"))
-    from lrsc.hyper import NAMES
-
-    out.append(Claim("fig6.lr.both", "Fig. 6, Tab. 2", "Over its range, the learning rate raises both unbiased "
-                     "accuracy and prunability.", "fig6_hyperparameters", ("hp_parity", "hp_colored_mnist_resnet18"), "test_acc", 1,
-                     kind="both"))
-    out += [Claim(f"fig6.{key}.both", "Fig. 6, Tab. 2", f"Over its range at a small LR, {NAMES[key]} raises at most "
-                  f"one of unbiased accuracy and prunability.", "fig6_hyperparameters", (f"hp_{key}",), "test_acc", -1,
-                  kind="both", axis=key) for key in HYPERPARAMETERS]
-    return tuple(out)
-
-
-CLAIMS = _claims()
-
-
-def correlation_verdict(rho: float, runs: int, expected: int = 1) -> str:
-    """The rule for a correlation claim: ``inconclusive`` with fewer than :data:`MIN_RUNS` runs,
-    a NaN ``rho`` or ``|rho| < MIN_RHO``; else ``agrees`` if ``rho`` has the sign of
-    ``expected``, ``disagrees`` if not."""
-    if runs < MIN_RUNS or not np.isfinite(rho) or abs(rho) < MIN_RHO:
-        return "inconclusive"
-    return "agrees" if np.sign(rho) == np.sign(expected) else "disagrees"
-
-
-def _load(results_dir: Path, folder: str):
-    path = results_dir / folder / "results.nc"
-    return store.load(path) if path.is_file() else None
-
-
-def judge(claim: Claim, results_dir: str | Path) -> dict:
-    """The ledger row of one claim (see :func:`ledger`)."""
-    results_dir = Path(results_dir)
-    nan = float("nan")
-    row = {"id": claim.id, "figure": claim.figure, "statement": claim.statement, "chapter": claim.chapter,
-           "sweeps": ", ".join(claim.folders), "variable": claim.variable, "expected": claim.expected,
-           "kind": claim.kind, "verdict": NOT_RUN, "effect": nan, "rank": nan, "seed sd": nan,
-           "LRs": 0, "seeds": 0, "runs": 0}
-    loaded = {f: ds for f in claim.folders if (ds := _load(results_dir, f)) is not None}
-    if not loaded:
-        return row
-    if claim.kind == "trend":
-        ds = loaded[claim.folders[0]]
-        t = report.trend(ds, claim.variable, SCALE.get(claim.variable, 1.0))
-        row.update(verdict=t.verdict(claim.expected), effect=t.effect, rank=t.rank, **{"seed sd": t.spread},
-                   LRs=t.n_lrs, seeds=t.n_seeds, runs=t.n_lrs * t.n_seeds)
-    elif claim.kind == "correlation":
-        runs = mechanism.runs_table(loaded, x=claim.x, y=claim.variable)
-        pooled = mechanism.correlations(runs, x=claim.x, y=claim.variable).iloc[-1]
-        rho, n = float(pooled["spearman"]), int(pooled["runs"])
-        row.update(verdict=correlation_verdict(rho, n, claim.expected), effect=rho, rank=rho, runs=n,
-                   LRs=int(runs.lr.nunique()), seeds=int(runs.seed.nunique()), sweeps=", ".join(loaded))
-    elif claim.kind == "both":
-        from lrsc.hyper import effects_table
-
-        ds = next(iter(loaded.values()))  # the quick or the full profile's sweep
-        ds = ds.isel(lr=0) if claim.axis != "lr" else ds
-        effects = effects_table({claim.axis: ds}, ("test_acc", "prunability")).iloc[0]
-        directions = {effects[("test_acc", "direction")], effects[("prunability", "direction")]}
-        both = directions == {"improves"}
-        verdict = ("agrees" if both else "disagrees" if "worsens" in directions else "inconclusive") \
-            if claim.expected > 0 else ("disagrees" if both else "agrees")
-        t = report.trend(ds, "test_acc", 100, axis=claim.axis)
-        row.update(verdict=verdict, effect=effects[("test_acc", "effect")], rank=t.rank,
-                   **{"seed sd": effects[("test_acc", "seed sd")]}, LRs=t.n_lrs, seeds=t.n_seeds,
-                   runs=t.n_lrs * t.n_seeds)
-    else:
-        raise ValueError(f"unknown claim kind {claim.kind!r}")
-    return row
+def _chapter_claims(chapter: str, roles: dict[str, list[str]]) -> list[Claim]:
+    """The claims ``chapter`` judges on the sweep folders of its ``roles``."""
+    r = lambda role: tuple(roles.get(role, ()))  # noqa: E731
+    first = lambda role: r(role)[0] if r(role) else ""  # noqa: E731
+    acc_prune = (("test_acc", 1), ("prunability", 1))
+    if chapter == "fig3_parity":
+        return [*trend_claims("fig3", "Fig. 3", chapter, r("main"), (*GROW, ("attr_core", 1), ("attr_spurious", -1))),
+                *trend_claims("fig15", "Fig. 15", chapter, r("moon_star"), GROW),
+                *[settings_claims(f"fig3.{f}", "Fig. 3", chapter, f) for f in r("settings")]]
+    if chapter == "fig4_datasets":
+        return [*trend_claims("fig4", "Fig. 4, 16", chapter, r("sweeps"), GROW),
+                *[settings_claims(f"fig4.{f}", "Fig. 4", chapter, f) for f in r("settings")]]
+    if chapter == "fig5_representations":
+        return trend_claims("fig5", "Fig. 5", chapter, r("sweeps"), (("csi", 1), ("class_sep", 1)))
+    if chapter == "fig6_hyperparameters":
+        return [*[both_claim(f) for f in (*r("lr"), *r("hp"))],
+                *[sweep_claim(f"fig6.{f}.l2", "Fig. 6, Tab. 2", chapter, f, lambda ds, res: _l2_adds(ds),
+                              ("test_acc", "prunability")) for f in r("high_lr_l2")]]
+    if chapter == "fig7_naturalistic":
+        return trend_claims("fig7", "Fig. 7, 19", chapter, r("sweeps"), (("worst_group_acc", 1), *acc_prune[1:],
+                                                                         ("csi", 1)))
+    if chapter == "fig8_10_11_standard":
+        return [*trend_claims("fig8", "Fig. 10, 11", chapter, r("sweeps"),
+                              (("test_acc", 1), ("attr_entropy", -1), ("bg_share", -1))),
+                *[derived_claim(f"fig14.{f}", "Fig. 14", chapter, f, "attribution_methods", _deeplift)
+                  for f in r("sweeps")]]
+    if chapter == "fig12_13_mechanism":
+        dyn = first("dynamics")
+        return [correlation_claim("fig12", "Fig. 12", chapter, r("sweeps"), "max_bc_loss_ratio", "test_acc"),
+                sweep_claim("fig13", "Fig. 13", chapter, dyn, lambda ds, res: mechanism.judge_dynamics(ds),
+                            ("steps", "logit_norm", "param_norm", "confident_bc", "bc_loss_ratio")),
+                derived_claim("prop", "Prop. 1-2", chapter, dyn, "logit_scaling", mechanism.judge_scaling),
+                sweep_claim("fig18", "Fig. 18", chapter, dyn, lambda ds, res: mechanism.judge_persistence(ds),
+                            ("neuron_csi", "neuron_bsi", "neuron_csi_final"))] if dyn else []
+    if chapter == "supplement_schemes":
+        return [*trend_claims("supp", "Fig. 23-25, 29", chapter, r("schemes"), acc_prune),
+                *[sweep_claim(f"fig30.{f}", "Fig. 30 (left)", chapter, f, lambda ds, res: _switch(ds, res, r("constant")))
+                  for f in r("switch")],
+                *[sweep_claim(f"fig30.soups.{f}", "Fig. 30 (right)", chapter, f, lambda ds, res, f=f: _soups(ds, res, f))
+                  for f in r("constant")]]
+    return []
 
 
-def ledger(results_dir: str | Path, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
-    """One row per claim, indexed by its id: ``figure``, ``statement``, ``chapter``, ``sweeps``
-    (the folders read), ``variable``, ``expected`` (+1 / -1), ``kind``, ``verdict`` (one of
-    :data:`VERDICTS`), and the numbers behind it.
+def record(results_dir: str | Path, chapter: str, roles: dict[str, list[str | Path]]) -> None:
+    """Record which sweep folders (under ``results_dir``) ``chapter`` judges, by role (e.g.
+    ``{"sweeps": ["fig4_colored_mnist_fcn", ...]}``; a params file stands for the folder named by
+    its stem), so that its verdict table and the claims page judge the same sweeps whatever
+    their names."""
+    from lrsc.store import write_text
 
-    For a trend claim: ``effect`` (the upper-half minus lower-half LR effect of
-    :func:`lrsc.report.trend`, accuracies in percentage points), ``rank`` (its rank correlation
-    with LR), ``seed sd`` (the effect's seed spread), ``LRs`` and ``seeds`` compared, ``runs``
-    their product. For a correlation claim: ``effect`` and ``rank`` are the pooled Spearman
-    correlation, ``runs`` the converged runs it is taken over, ``LRs`` / ``seeds`` the distinct
-    values among them, ``sweeps`` the folders found. NaN / 0 where not run.
-    """
-    return pd.DataFrame([judge(c, results_dir) for c in claims]).set_index("id")
+    folders = {role: [Path(f).stem for f in entries] for role, entries in roles.items()}
+    write_text(json.dumps(folders, indent=1), Path(results_dir) / "chapters" / f"{chapter}.json")
 
 
-def settings_gains(results_dir: str | Path, folders: tuple[str, ...] = ("parity_settings", "fig4_settings"),
-                   metrics: tuple[str, ...] = ("test_acc", "prunability")) -> dict[str, pd.DataFrame]:
-    """:func:`lrsc.report.gain_table` of each settings sweep stored under ``results_dir``
-    (``{folder: table}``; missing folders and sweeps with fewer than two LRs are left out),
-    accuracy columns in percentage points."""
-    out = {}
-    for folder in folders:
-        ds = _load(Path(results_dir), folder)
-        if ds is None or ds.sizes["lr"] < 2:
-            continue
-        table = report.gain_table(ds, metrics)
-        for col in table.columns:
-            if col.split(" ")[0] in SCALE and table[col].dtype.kind == "f":
-                table[col] = table[col] * SCALE[col.split(" ")[0]]
-        out[folder] = table
-    return out
+def roles(results_dir: str | Path, chapter: str) -> dict[str, list[str]]:
+    """The sweep folders ``chapter`` judges: what it recorded, else :data:`DEFAULT_ROLES`."""
+    from lrsc.store import read_json
+
+    return read_json(Path(results_dir) / "chapters" / f"{chapter}.json") or DEFAULT_ROLES.get(chapter, {})
+
+
+def all_claims(results_dir: str | Path, chapter: str | None = None) -> list[Claim]:
+    """Every claim of every chapter (or of ``chapter``), on the sweeps each judges under ``results_dir``."""
+    return [claim for name in DEFAULT_ROLES if chapter in (None, name)
+            for claim in _chapter_claims(name, roles(results_dir, name))]
+
+
+def ledger(results_dir: str | Path, chapter: str | None = None) -> pd.DataFrame:
+    """One row per judged statement of ``claims`` (those of ``chapter`` only, if given) whose results
+    this build stored under ``results_dir``: ``figure``, ``chapter``, ``claim`` (the statement),
+    ``on`` (the sweep it is judged on), ``verdict``, ``effect`` (the numbers behind it, with the
+    interval and the seeds), and ``seeds``, ``compared``; indexed by the claim's id (with a
+    number where one claim gives several rows)."""
+    res = Results(results_dir)
+    rows = []
+    for claim in all_claims(results_dir, chapter):
+        judged = claim.judge(res)
+        for k, row in enumerate(judged):
+            v = row.verdict
+            rows.append({"id": claim.id if len(judged) == 1 else f"{claim.id}.{k + 1}", "figure": claim.figure,
+                         "chapter": claim.chapter, "folder": claim.folder, "variable": claim.variable,
+                         "claim": row.statement, "on": row.on, "verdict": v.verdict,
+                         "effect": v.text(), "seeds": v.seeds, "compared": v.points, "side": v.side,
+                         "value": v.effect, "low": v.low, "high": v.high,
+                         "reason": v.reason if v.verdict == "untestable" else ""})
+    columns = ["id", "figure", "chapter", "folder", "variable", "claim", "on", "verdict", "effect", "seeds", "compared",
+               "side", "value", "low", "high", "reason"]
+    return pd.DataFrame(rows, columns=columns).set_index("id")
+
+
+def counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many rows of a :func:`ledger` table have each verdict (every verdict present, 0 if none)."""
+    return {v: int((table.verdict == v).sum()) for v in verdicts.VERDICTS}
+
+
+def markdown(table: pd.DataFrame, link: bool = False) -> str:
+    """A ledger table as a Markdown table for a page: figure, claim, the results it is judged on, the
+    verdict (bold where the data decide) and the numbers behind it; with ``link``, a column
+    linking each claim's chapter."""
+    shown = {"agrees": "**agrees**", "disagrees": "**disagrees**", "inconclusive": "inconclusive",
+             "untestable": "*untestable*"}
+    head = "| paper | claim | on | verdict | effect, 90% interval, seeds |" + (" shown in |" if link else "")
+    lines = [head, "|---" * (6 if link else 5) + "|"]
+    for _, r in table.iterrows():
+        cells = [r.figure, r.claim, r.on, shown[r.verdict], r.effect.replace("|", "/")]
+        if link:
+            cells.append(f"{{doc}}`{r.chapter}`")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) if len(table) else "No claim of this page could be judged: its sweeps are not stored."
+
+
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a :func:`ledger` table on the headline claims: unbiased accuracy and prunability
+    rise with the LR, in each main LR sweep (those of the Fig. 3 and Fig. 4 chapters)."""
+    main = table.chapter.isin(("fig3_parity", "fig4_datasets")) & table.variable.isin(("test_acc", "prunability"))
+    return table[main]
+
+
+def headline_markdown(main: pd.DataFrame) -> str:
+    """:func:`headline` rows as one Markdown table row per sweep: the two verdicts with their numbers."""
+    lines = ["| sweep | unbiased accuracy rises with LR | prunability rises with LR |", "|---|---|---|"]
+    for on, rows in main.groupby("on", sort=False):
+        cells = []
+        for var in ("test_acc", "prunability"):
+            row = rows[rows.variable == var]
+            cells.append(f"**{row.verdict.iloc[0]}**: {row.effect.iloc[0]}" if len(row) else "–")
+        lines.append(f"| {on} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+VERDICT_WORDS = {"agrees": "as the paper claims", "disagrees": "against the paper's claim",
+                 "inconclusive": "so this run cannot tell whether the paper's claim holds",
+                 "untestable": "which this run cannot test"}
+
+
+def says(table: pd.DataFrame, claim_id: str, trend: bool = True) -> str:
+    """One clause for a page to glue about a judged claim: what the data show, the numbers, and
+    the verdict, e.g. ``rises (+12.4 points, 90% CI +9.1 to +15.7; 3 seeds, 4 compared), as the
+    paper claims``. For a claim that is not a trend (``trend=False``) the clause starts with
+    the verdict itself (``agrees with the paper (...)``)."""
+    if claim_id not in table.index:
+        return "is not judged in this build (its sweep was not run)"
+    row = table.loc[claim_id]
+    if row.verdict == "untestable":
+        return f"cannot be tested here ({row.effect})"
+    if not trend:
+        return {"agrees": "agrees with the paper", "disagrees": "disagrees with the paper",
+                "inconclusive": "is inconclusive"}[row.verdict] + f" ({row.effect})"
+    shows = {1: "rises", -1: "falls", 0: "shows no clear direction"}[int(row.side)]
+    return f"{shows} ({row.effect}), {VERDICT_WORDS[row.verdict]}"
+
+
+def chapter_table(results_dir: str | Path, chapter: str) -> tuple[pd.DataFrame, str]:
+    """A chapter's own verdicts: its :func:`ledger` rows and their Markdown table."""
+    table = ledger(results_dir, chapter=chapter)
+    return table, markdown(table)

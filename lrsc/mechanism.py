@@ -1,12 +1,12 @@
-"""The paper's mechanism, measured: BC samples' share of the loss, logit scaling (Prop. 1-2),
-and class- against bias-dominant neurons over training (Fig. 12, 13, 18).
+"""The paper's mechanism (its Sec. 6), measured: BC samples' share of the loss, logit scaling
+(Prop. 1-2), training dynamics (Fig. 13) and class-dominant neurons over training (Fig. 18).
 
-The paper's formulas were lost in extraction; SPEC §6 restates them as we reconstructed
-them from its prose, and so does the book's mechanism chapter.
+The statements are our reconstruction of the paper's prose, whose formulas our copy of the
+paper lacks; the book's mechanism chapter restates each one before measuring it. Every
+judgement here goes through :mod:`lrsc.verdicts`, paired over seeds.
 """
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Sequence
 
@@ -17,14 +17,13 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
-from lrsc import datasets, store
-from lrsc.config import run_hash
-from lrsc.report import comparable_lrs
+from lrsc import datasets, sweepdir, verdicts
+from lrsc.verdicts import Verdict, compared
 
 
 def runs_table(results: dict[str, xr.Dataset], x: str = "max_bc_loss_ratio", y: str = "test_acc") -> pd.DataFrame:
-    """Every converged, not diverged run of the sweeps ``{name: ds}`` (dims ``lr``, ``seed``) as a
-    row: ``sweep``, ``lr``, ``seed``, ``x`` and ``y``."""
+    """Every compared run (converged, not diverged) of the sweeps ``{name: ds}`` (dims ``lr``,
+    ``seed``) as a row: ``sweep``, ``lr``, ``seed``, ``x`` and ``y``."""
     rows = []
     for name, ds in results.items():
         frame = ds[[x, y, "converged", "diverged"]].to_dataframe().reset_index()
@@ -34,33 +33,33 @@ def runs_table(results: dict[str, xr.Dataset], x: str = "max_bc_loss_ratio", y: 
 
 
 def correlations(runs: pd.DataFrame, x: str = "max_bc_loss_ratio", y: str = "test_acc") -> pd.DataFrame:
-    """Pearson and Spearman correlation of ``x`` and ``y`` over the runs of each sweep, and over
-    all runs with each sweep's values centred (so that sweeps at different accuracy levels do
-    not make a correlation of their own); NaN with fewer than three runs."""
+    """The Spearman correlation of ``x`` and ``y`` over the runs of each sweep (NaN with fewer than
+    three), for a table beside the pooled verdict of :func:`lrsc.verdicts.correlation`."""
     out = {}
-    groups = list(runs.groupby("sweep", sort=False))
-    centred = pd.concat([g.assign(**{c: g[c] - g[c].mean() for c in (x, y)}) for _, g in groups])
-    for name, g in [*groups, ("all sweeps (centred per sweep)", centred)]:
+    for name, g in runs.groupby("sweep", sort=False):
         enough = len(g) >= 3 and g[x].nunique() > 1 and g[y].nunique() > 1
-        out[name] = {"runs": len(g),
-                     "pearson": g[x].corr(g[y]) if enough else np.nan,
-                     "spearman": g[x].rank().corr(g[y].rank()) if enough else np.nan}
+        out[name] = {"runs": len(g), "Spearman": g[x].rank().corr(g[y].rank()) if enough else np.nan}
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("sweep")
 
 
 def load_model(out_dir: str | Path, device: str = "cpu", **point) -> tuple[nn.Module, dict]:
-    """The trained model of the run at grid ``point`` (e.g. ``lr=0.1, seed=0``) of the sweep stored
-    in ``out_dir`` (its weights ``runs/<hash>.pt``), in eval mode, and the run's config."""
-    from lrsc.sweep import axes, expand, init_model, load_data, read_config
+    """The trained model of the run at grid ``point`` (e.g. ``lr=0.1, seed=0``) of the sweep in
+    ``out_dir``, in eval mode, and the run's config."""
+    from lrsc.runs import load_model as from_store
 
-    cfg = read_config(out_dir)
-    dims = axes(cfg)
-    for values, run in zip(itertools.product(*dims.values()), expand(cfg)):
-        if all(dict(zip(dims, values))[k] == v for k, v in point.items()):
-            model = init_model(run, load_data(run, torch.device(device))[0])
-            model.load_state_dict(torch.load(store.weights_path(out_dir, run_hash(run)), map_location=device))
-            return model.eval(), run
+    grid = sweepdir.read_grid(out_dir)
+    for values, h in zip(sweepdir.points(grid), grid["hashes"]):
+        if all(values.get(k) == v for k, v in point.items()):
+            return from_store(grid["store"], h, device)
     raise ValueError(f"no run of the sweep in {out_dir} is at {point}")
+
+
+def low_high(ds: xr.Dataset) -> tuple[float, float]:
+    """The smallest and largest compared LR of a sweep (every seed converged, none diverged)."""
+    lrs = compared(ds)
+    if len(lrs) < 2:
+        raise ValueError("the sweep needs two compared LRs; raise train.max_steps or change the grid")
+    return lrs[0], lrs[-1]
 
 
 def with_bc_fraction(split: datasets.Split, fraction: float, n: int, seed: int = 0) -> datasets.Split:
@@ -83,7 +82,7 @@ def logit_scaling(model: nn.Module, split: datasets.Split, alphas: Sequence[floa
     - ``wrong_loss_share``: the share carried by the samples the model gets wrong;
     - ``spurious_grad_share``: the share of the squared gradient of the summed loss with
       respect to the inputs that falls on the spurious inputs, against the core ones
-      (Prop. 2; ``split.regions`` must name ``core`` and ``spurious``);
+      (Prop. 2; NaN unless ``split.regions`` names ``core`` and ``spurious``);
     - ``bc_grad_share``: the BC samples' share of the squared norm of the loss gradient with
       respect to the logits (each sample's "vote" in the update).
     """
@@ -94,7 +93,7 @@ def logit_scaling(model: nn.Module, split: datasets.Split, alphas: Sequence[floa
         logits = alpha * model(x)
         losses = F.cross_entropy(logits, split.y, reduction="none")
         wrong = logits.argmax(1) != split.y
-        grad_x, grad_z = torch.autograd.grad(losses.sum(), (x, logits), retain_graph=False)
+        grad_x, grad_z = torch.autograd.grad(losses.sum(), (x, logits))
         g2 = grad_x.pow(2).flatten(1)
         spu = g2[:, split.regions["spurious"].flatten()].sum().item() if "spurious" in split.regions else np.nan
         core = g2[:, split.regions["core"].flatten()].sum().item() if "core" in split.regions else np.nan
@@ -107,10 +106,75 @@ def logit_scaling(model: nn.Module, split: datasets.Split, alphas: Sequence[floa
     return pd.DataFrame(rows).set_index("alpha")
 
 
+def scaling_by_seed(out_dir: str | Path, lr: float, seeds: Sequence[int], alphas: Sequence[float], n_batch: int,
+                    device: str = "cpu") -> xr.Dataset:
+    """:func:`logit_scaling` of the model trained at ``lr`` for each seed of the sweep in ``out_dir``,
+    on a held-out batch of ``n_batch`` unbiased test samples whose BC share is the training set's
+    rho; dims ``(seed, alpha)``."""
+    from lrsc.runs import load_data
+
+    tables = []
+    for seed in seeds:
+        model, run = load_model(out_dir, device, lr=lr, seed=seed)
+        test_set = load_data(run, device)[1]
+        batch = with_bc_fraction(test_set, run["dataset_params"].get("rho", 0.05), n_batch, seed)
+        tables.append(xr.Dataset.from_dataframe(logit_scaling(model, batch, alphas)))
+    ds = xr.concat(tables, dim=pd.Index(list(seeds), name="seed"), coords="minimal")
+    ds.attrs.update(lr=lr, n_batch=n_batch)
+    return ds
+
+
+def judge_scaling(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
+    """Prop. 1 and 2 on :func:`scaling_by_seed`'s results: from the smallest to the largest logit
+    scale, the BC samples' share of the loss rises, and so does the spurious inputs' share of
+    the input gradient (paired over seeds)."""
+    first, last = ds.isel(alpha=0), ds.isel(alpha=-1)
+    alphas = f"from alpha {float(ds.alpha[0]):g} to {float(ds.alpha[-1]):g}"
+    return [(f"Prop. 1: as the logits scale up ({alphas}), the BC samples' share of the loss rises.",
+             verdicts.contrast(first.bc_loss_share, last.bc_loss_share, 1, points=ds.sizes["alpha"])),
+            (f"Prop. 2: as the logits scale up ({alphas}), the spurious inputs' share of the input gradient rises.",
+             verdicts.contrast(first.spurious_grad_share, last.spurious_grad_share, 1, points=ds.sizes["alpha"]))]
+
+
+def dynamics(ds: xr.Dataset) -> xr.Dataset:
+    """Fig. 13 per seed, comparing the smallest and largest compared LR over the steps both runs of a
+    seed took: the last recorded logit and parameter norms, and the peaks of the confidently
+    mispredicted BC share and of the BC loss ratio; dims ``(end, seed)`` with ``end`` low, high."""
+    lo, hi = low_high(ds)
+    out = {}
+    for seed in ds.seed.values:
+        runs = ds.sel(lr=[lo, hi], seed=seed)
+        window = runs.sel(step=slice(None, int(runs.steps.min())))
+        out[int(seed)] = xr.Dataset({"logit_norm": _last(window.logit_norm), "param_norm": _last(window.param_norm),
+                                     "confident_bc": window.confident_bc.max("step"),
+                                     "bc_loss_ratio": window.bc_loss_ratio.max("step"),
+                                     "common_steps": runs.steps.min()})
+    result = xr.concat(list(out.values()), dim=pd.Index(list(out), name="seed"), coords="minimal")
+    return result.rename(lr="end").assign_coords(end=["low", "high"]).assign_attrs(lo=lo, hi=hi)
+
+
+def _last(trace: xr.DataArray) -> xr.DataArray:
+    """The last recorded (non-NaN) value of each trace along ``step``."""
+    position = xr.DataArray(np.arange(trace.sizes["step"]), dims="step")
+    return trace.isel(step=(trace.notnull() * position).argmax("step")).drop_vars("step")
+
+
+def judge_dynamics(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
+    """Fig. 13: over the steps both runs took, the large LR ends with larger logit and parameter
+    norms and a higher peak share of confidently mispredicted BC samples (paired over seeds)."""
+    d = dynamics(ds)
+    pair = f"LR {d.attrs['hi']:g} against {d.attrs['lo']:g}"
+    return [(f"{phrase} ({pair}, over the steps both took).",
+             verdicts.contrast(d[var].sel(end="low"), d[var].sel(end="high"), 1))
+            for var, phrase in (("logit_norm", "The logit norm grows more at the large LR"),
+                                ("param_norm", "The parameter norm grows more at the large LR"),
+                                ("confident_bc", "More BC samples are confidently mispredicted at the large LR"))]
+
+
 def neuron_dominance(ds: xr.Dataset) -> xr.Dataset:
-    """Fig. 18: per snapshot step, LR and seed, the fraction of the penultimate neurons that
-    fire (finite CSI) which are class-dominant (CSI > BSI) and bias-dominant (BSI > CSI).
-    NaN where the run had stopped before the snapshot."""
+    """Per snapshot step, LR and seed, the fraction of the penultimate neurons that fire (finite
+    CSI) which are class-dominant (CSI > BSI) and bias-dominant (BSI > CSI). NaN where the run had
+    stopped before the snapshot."""
     csi, bsi = ds.neuron_csi, ds.neuron_bsi
     alive = csi.notnull() & bsi.notnull()
     n = alive.sum("neuron")
@@ -118,14 +182,37 @@ def neuron_dominance(ds: xr.Dataset) -> xr.Dataset:
     return xr.Dataset({
         "class_dominant": ((csi > bsi) & alive).sum("neuron").where(reached) / n.where(reached),
         "bias_dominant": ((bsi > csi) & alive).sum("neuron").where(reached) / n.where(reached),
-        "mean_bsi": bsi.mean("neuron"),
-        "mean_csi": csi.mean("neuron"),
     })
 
 
-def low_high(ds: xr.Dataset) -> tuple[float, float]:
-    """The smallest and largest compared LR of a sweep (every seed converged, none diverged)."""
-    lrs = comparable_lrs(ds)
-    if len(lrs) < 2:
-        raise ValueError("the sweep needs two compared LRs; raise train.max_steps or change the grid")
-    return lrs[0], lrs[-1]
+def persistence(ds: xr.Dataset) -> xr.Dataset:
+    """Fig. 18 as the paper asks it: of the neurons class-dominant (CSI > BSI) at each snapshot
+    step, the share still class-dominant at the end of training (``stay_class``), and the same
+    for bias-dominant neurons (``stay_bias``); dims ``(lr, seed, snapshot)``, NaN where the run had
+    stopped or no neuron was of that kind."""
+    alive = ds.neuron_csi.notnull() & ds.neuron_bsi.notnull()
+    end_alive = ds.neuron_csi_final.notnull() & ds.neuron_bsi_final.notnull()
+    class_then, bias_then = (ds.neuron_csi > ds.neuron_bsi) & alive, (ds.neuron_bsi > ds.neuron_csi) & alive
+    class_end = (ds.neuron_csi_final > ds.neuron_bsi_final) & end_alive
+    bias_end = (ds.neuron_bsi_final > ds.neuron_csi_final) & end_alive
+
+    def share(then: xr.DataArray, end: xr.DataArray) -> xr.DataArray:
+        n = then.sum("neuron")
+        return (then & end).sum("neuron").where(n > 0) / n.where(n > 0)
+
+    return xr.Dataset({"stay_class": share(class_then, class_end), "stay_bias": share(bias_then, bias_end)})
+
+
+def judge_persistence(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
+    """Fig. 18: at the largest compared LR, neurons class-dominant at a snapshot stay class-dominant
+    to the end of training more often than bias-dominant ones stay bias-dominant (per seed, the
+    mean over the snapshots after step 0 of the difference of the two shares)."""
+    _, hi = low_high(ds)
+    statement = (f"At LR {hi:g}, neurons that are class-dominant during training stay class-dominant more often "
+                 f"than bias-dominant ones stay bias-dominant.")
+    if not ds.sizes.get("snapshot"):
+        return [(statement, Verdict("untestable", reason="the sweep recorded no snapshots (metrics.snapshot_steps)"))]
+    stay = persistence(ds).sel(lr=hi)
+    stay = stay.sel(snapshot=stay.snapshot > 0)
+    effect = (stay.stay_class - stay.stay_bias).mean("snapshot", skipna=True)
+    return [(statement, verdicts.from_effects(effect.values, 1, points=stay.sizes["snapshot"]))]

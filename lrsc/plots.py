@@ -1,4 +1,9 @@
-"""Paper-style figures from a collected sweep (dims ``lr`` and ``seed``)."""
+"""Paper-style figures from collected results: any dataset with an LR-like axis (seeds optional).
+
+Labels and units come from each variable's stored attributes (its ``long_name`` and display
+scale: accuracies are drawn in %), axis labels from the declared settings, so a figure needs
+no knowledge of the code that made the results.
+"""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -6,40 +11,55 @@ import numpy as np
 import torch
 import xarray as xr
 
+from lrsc import settings, variables
 from lrsc.datasets import Split
-from lrsc.report import comparable_lrs
-from lrsc.variables import VARIABLES
-
-LABELS = {v.name: v.label for v in VARIABLES}  # axis labels, declared with each variable
-AXIS_LABELS = {"lr": "learning rate", "batch_size": "batch size", "momentum": "momentum", "l1": "L1 penalty",
-               "weight_decay": "L2 penalty (weight decay)", "focal_gamma": "focal loss γ", "asam_rho": "ASAM ρ",
-               "schedule_at": "step t of the LR switch", "extra_steps": "extra steps"}
+from lrsc.verdicts import compared
 
 # One colour per input region in every figure of the book: core green, spurious red, noise grey.
 REGION_COLORS = {"core": "tab:green", "spurious": "tab:red", "noise": "tab:gray"}
+VERDICT_COLORS = {"agrees": "tab:blue", "disagrees": "tab:red", "inconclusive": "tab:gray", "untestable": "lightgray"}
 
 
-def _line(ax, ds: xr.Dataset, var: str, label: str | None = None, color=None, axis: str = "lr") -> None:
+def label(ds: xr.Dataset | None, var: str) -> str:
+    """A variable's axis label with its display units, e.g. ``unbiased test accuracy (%)``."""
+    attrs = ds[var].attrs if ds is not None and var in ds else {}
+    if not attrs and var in variables.REGISTRY:
+        attrs = variables.get(var).attrs()
+    name = attrs.get("long_name", var)
+    return f"{name} ({attrs['display_units']})" if attrs.get("display_units") else name
+
+
+def _display(ds: xr.Dataset, var: str) -> xr.DataArray:
+    return ds[var] * float(ds[var].attrs.get("display_scale", 1.0))
+
+
+def _with_seed(ds: xr.Dataset) -> xr.Dataset:
+    return ds if "seed" in ds.dims else ds.expand_dims(seed=[0])
+
+
+def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, axis: str = "lr") -> None:
     """Seed mean against LR (or another swept ``axis``), a band from the seed min to max; hollow
     markers where not every seed converged, crosses where a seed diverged. A log x axis, linear
     near 0 when the values include 0 (momentum, penalties)."""
-    lr = ds[axis].values
-    mean, lo, hi = (ds[var].mean("seed"), ds[var].min("seed"), ds[var].max("seed"))
-    line, = ax.plot(lr, mean, "-", color=color, label=label)
-    ax.fill_between(lr, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ok = np.isin(lr, comparable_lrs(ds, axis))
-    diverged = ds.diverged.any("seed").values
-    ax.plot(lr[ok], mean.values[ok], "o", color=line.get_color())
-    ax.plot(lr[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
-    ax.plot(lr[diverged], mean.values[diverged], "x", color="red", ms=8)
-    if (lr > 0).all():
+    ds = _with_seed(ds)
+    x = ds[axis].values
+    values = _display(ds, var)
+    mean, lo, hi = values.mean("seed"), values.min("seed"), values.max("seed")
+    line, = ax.plot(x, mean, "-", color=color, label=label_)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ok = np.isin(x, compared(ds, axis))
+    diverged = ds.diverged.any("seed").values if "diverged" in ds else np.zeros(len(x), bool)
+    ax.plot(x[ok], mean.values[ok], "o", color=line.get_color())
+    ax.plot(x[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
+    ax.plot(x[diverged], mean.values[diverged], "x", color="red", ms=8)
+    if len(x) > 1 and (x > 0).all():
         ax.set_xscale("log")
-    else:
-        ax.set_xscale("symlog", linthresh=float(lr[lr > 0].min()))
+    elif len(x) > 1 and (x > 0).any():
+        ax.set_xscale("symlog", linthresh=float(x[x > 0].min()))
     # Tick the swept values themselves: log-scale minor labels collide on short ranges.
-    ax.set_xticks(lr, [f"{v:g}" for v in lr], fontsize=7)
+    ax.set_xticks(x, [f"{v:g}" for v in x], fontsize=7)
     ax.minorticks_off()
-    ax.set_xlabel(AXIS_LABELS.get(axis, axis))
+    ax.set_xlabel(settings.label(axis))
 
 
 def _columns(n: int) -> int:
@@ -48,8 +68,10 @@ def _columns(n: int) -> int:
 
 
 def metrics_vs_lr(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability", "act_comp", "act_sparsity"),
-                  title: str = "") -> plt.Figure:
-    """One panel per metric against LR (log scale): seed mean, min–max band; four panels as 2 x 2.
+                  title: str = "", axis: str = "lr") -> plt.Figure:
+    """One panel per metric against LR (or another swept ``axis``; log scale): seed mean, min–max
+    band; four panels as 2 x 2. Any dataset with an ``axis`` dim will do (a ``seed`` dim and the
+    ``converged`` / ``diverged`` flags are optional; see :func:`lrsc.collect.to_grid`).
 
     Filled dots: every seed reached 100% training accuracy (the LRs the paper compares);
     hollow: some seed hit the step cap; red crosses: some seed diverged.
@@ -60,8 +82,8 @@ def metrics_vs_lr(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "pru
     for ax in axes.flat[len(variables):]:
         ax.axis("off")
     for ax, var in zip(axes.flat, variables):
-        _line(ax, ds, var)
-        ax.set_title(LABELS.get(var, var), fontsize=10)
+        _line(ax, ds, var, axis=axis)
+        ax.set_title(label(ds, var), fontsize=10)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -76,42 +98,40 @@ def metrics_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "pruna
     for row, (name, ds) in zip(axes, results.items()):
         for ax, var in zip(row, variables):
             _line(ax, ds, var)
-            ax.set_title(LABELS.get(var, var), fontsize=9)
+            ax.set_title(label(ds, var), fontsize=9)
         row[0].set_ylabel(", ".join(name) if isinstance(name, tuple) else str(name), fontsize=10, fontweight="bold")
     fig.tight_layout()
     return fig
 
 
-def headline(table) -> plt.Figure:
-    """The book's front-page figure from :func:`lrsc.report.headline`: per sweep (one row of
-    the table, top to bottom), unbiased accuracy and prunability at the smallest compared LR
-    (hollow dot) and the largest (filled dot), joined by an arrow that is blue where the rank
-    correlation with LR is positive and orange otherwise."""
-    names = [f"{row[('', 'dataset')]}, {row[('', 'model')]}" for _, row in table.iterrows()]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 0.5 + 0.42 * max(len(table), 1)), sharey=True, squeeze=False)
+def verdicts(table, title: str = "") -> plt.Figure:
+    """Effects with their intervals, one row per judged claim of ``table`` (a
+    :func:`lrsc.claims.ledger` table with ``value``, ``low``, ``high`` and ``verdict``; rows with
+    one kind of effect units, top to bottom): the paired effect (dot) and its 90% interval over
+    seeds (bar), coloured by the verdict; a dashed line at zero."""
+    fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.32 * max(len(table), 1)))
     y = np.arange(len(table))[::-1]
-    for ax, quantity in zip(axes[0], ("accuracy (%)", "prunability")):
-        lo, hi, rank = (table[(quantity, c)].to_numpy(float) for c in ("low LR", "high LR", "rank"))
-        for yi, a, b, r in zip(y, lo, hi, rank):
-            color = "tab:blue" if r > 0 else "tab:orange"
-            if np.isfinite(a) and np.isfinite(b):
-                ax.annotate("", xy=(b, yi), xytext=(a, yi),
-                            arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5, "shrinkA": 4, "shrinkB": 4})
-            ax.plot(a, yi, "o", mfc="white", color=color)
-            ax.plot(b, yi, "o", color=color)
-        ax.set_title("unbiased test accuracy (%)" if quantity.startswith("accuracy") else "prunability", fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        ax.margins(x=0.15, y=0.3 if len(table) < 3 else 0.1)
-    axes[0, 0].set_yticks(y, names, fontsize=9)
+    for yi, (_, row) in zip(y, table.iterrows()):
+        color = VERDICT_COLORS[row.verdict]
+        if np.isfinite(row.low):
+            ax.plot([row.low, row.high], [yi, yi], "-", color=color, lw=2)
+        if np.isfinite(row.value):
+            ax.plot(row.value, yi, "o", color=color, mfc="white" if row.verdict == "untestable" else color)
+    ax.axvline(0, color="black", lw=0.8, ls="--")
+    ax.set_yticks(y, list(table.on), fontsize=8)
+    for verdict, color in VERDICT_COLORS.items():
+        ax.plot([], [], "o", color=color, label=verdict)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
-
 
 def attribution_shares(ds: xr.Dataset, title: str = "") -> plt.Figure:
     """Share of |Integrated Gradients| on core, spurious and noise inputs against LR."""
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for region, color in REGION_COLORS.items():
-        _line(ax, ds, f"attr_{region}", label=region, color=color)
+        _line(ax, ds, f"attr_{region}", region, color=color)
     ax.set_ylabel("share of |attribution|")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
@@ -186,7 +206,7 @@ def selectivity_vs_lr(results: dict[str, xr.Dataset]) -> plt.Figure:
     fig, axes = plt.subplots(len(results), 2, figsize=(8, 2.8 * len(results)), squeeze=False)
     for (name, ds), (left, right) in zip(results.items(), axes):
         for var, color in (("csi", "tab:green"), ("bsi", "tab:red"), ("csi_shuffled", "tab:gray")):
-            _line(left, ds, var, label=LABELS.get(var, var), color=color)
+            _line(left, ds, var, label(ds, var), color=color)
         left.set_ylabel("selectivity index")
         left.set_title(name, fontsize=9)
         _line(right, ds, "class_sep", color="tab:blue")
@@ -202,8 +222,8 @@ def runs_scatter(runs, x: str = "max_bc_loss_ratio", y: str = "test_acc", title:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, group in runs.groupby("sweep", sort=False):
         ax.scatter(group[x], group[y], s=18, label=name)
-    ax.set_xlabel(LABELS.get(x, x))
-    ax.set_ylabel(LABELS.get(y, y))
+    ax.set_xlabel(label(None, x))
+    ax.set_ylabel(label(None, y))
     ax.legend(fontsize=7)
     ax.set_title(title)
     fig.tight_layout()
@@ -230,7 +250,7 @@ def dynamics(ds: xr.Dataset, lrs: tuple[float, ...], seed: int, variables: tuple
                 values = np.convolve(np.where(ok, values, 0), kernel, "same") / np.maximum(
                     np.convolve(ok, kernel, "same"), 1)
             ax.plot(trace.step.values, values, color=color, label=f"lr={lr:g}")
-        ax.set_title(LABELS.get(var, var), fontsize=9)
+        ax.set_title(label(None, var), fontsize=9)
         ax.set_xlabel("step")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
@@ -254,82 +274,82 @@ def logit_scaling(table, title: str = "") -> plt.Figure:
     return fig
 
 
-def dominance(dom: xr.Dataset, lrs: tuple[float, ...]) -> plt.Figure:
-    """Fig. 18: the fraction of class-dominant (CSI > BSI, solid) and bias-dominant (dashed)
-    neurons against the training step at each LR of ``lrs``; seed mean, steps where a seed had
-    stopped left out of its mean."""
+def persistence(stay: xr.Dataset, lrs: tuple[float, ...]) -> plt.Figure:
+    """Fig. 18 as the paper asks it: of the neurons class-dominant at each snapshot step, the share
+    still class-dominant at the end of training (solid), and the same for bias-dominant ones
+    (dashed), at each LR of ``lrs`` (:func:`lrsc.mechanism.persistence`; seed mean, steps where a
+    seed had stopped left out of its mean)."""
     fig, ax = plt.subplots(figsize=(5, 3.4))
     colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(lrs)))
     for lr, color in zip(lrs, colors):
-        for var, style in (("class_dominant", "-"), ("bias_dominant", "--")):
-            mean = dom[var].sel(lr=lr).mean("seed")
-            ax.plot(dom.snapshot.values, mean.values, style, marker="o", ms=3, color=color,
-                    label=f"lr={lr:g}, {var.replace('_', '-')}")
+        for var, style, kind in (("stay_class", "-", "class-dominant"), ("stay_bias", "--", "bias-dominant")):
+            mean = stay[var].sel(lr=lr).mean("seed")
+            ax.plot(stay.snapshot.values, mean.values, style, marker="o", ms=3, color=color,
+                    label=f"lr={lr:g}, {kind} staying so")
     ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("fraction of firing neurons")
-    ax.set_ylim(0, 1)
+    ax.set_xlabel("training step t of the snapshot")
+    ax.set_ylabel("share still of its kind at the end")
+    ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def prune_curves(ds: xr.Dataset, title: str = "") -> plt.Figure:
+def prune_curves(ds: xr.Dataset, title: str = "", axis: str = "lr") -> plt.Figure:
     """Prunability shown whole: the accuracy kept after pruning, ``P_q`` (the stored
     ``prune_curve``), against the pruning fraction q at the smallest (blue) and largest (red)
-    compared LR; seed mean, band from the seed min to max. Prunability is the mean of a curve
-    over its q."""
-    lrs = comparable_lrs(ds)
+    compared value of ``axis``; seed mean, band from the seed min to max (any dataset with an
+    ``axis`` dim; seeds optional). Prunability is the mean of a curve over its q."""
+    ds = _with_seed(ds)
+    ends = compared(ds, axis)
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    for lr, color in ((lrs[0], "tab:blue"), (lrs[-1], "tab:red")) if lrs else ():
-        curve = ds.prune_curve.sel(lr=lr)
+    for value, color in ((ends[0], "tab:blue"), (ends[-1], "tab:red")) if len(ends) > 1 else \
+            ((ends[0], "tab:blue"),) if ends else ():
+        curve = ds.prune_curve.sel({axis: value})
         q = curve.prune_fraction.values
-        line, = ax.plot(q, curve.mean("seed"), "o-", ms=3, color=color, label=f"lr={lr:g}")
+        ax.plot(q, curve.mean("seed"), "o-", ms=3, color=color, label=f"{axis}={value:g}")
         ax.fill_between(q, curve.min("seed"), curve.max("seed"), color=color, alpha=0.2, linewidth=0)
     ax.axhline(1, color="black", lw=0.5, ls=":")
     ax.set_xlabel("pruning fraction q")
     ax.set_ylabel("P_q = Acc(pruned) / Acc")
-    if lrs:
+    if ends:
         ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
-
-def gain_heatmaps(tables: dict, metrics: tuple[tuple[str, str], ...] = (
-        ("test_acc gain", "accuracy gain (points)"), ("prunability gain", "prunability gain"))) -> plt.Figure:
+def gain_heatmaps(tables: dict, variables: tuple[str, ...] = ("test_acc", "prunability")) -> plt.Figure:
     """Where the LR effect holds: one row per settings sweep of ``tables`` (``{name: table of
-    lrsc.report.gain_table}``), one heat map per ``(column, title)`` of ``metrics``. The first
-    index level (a data setting such as rho) runs down, the others across; a cell is the
-    high-LR minus low-LR value, written in it, blue where positive and red where negative
-    (a colour scale centred on zero per panel); a cell whose runs did not all converge is
-    hatched."""
-    fig, axes = plt.subplots(len(tables), len(metrics), figsize=(3.6 * len(metrics), 0.9 + 0.55 * max(
-        [t.index.get_level_values(0).nunique() for t in tables.values()] or [1]) * max(len(tables), 1)),
-        squeeze=False)
+    lrsc.report.settings_frame}``), one heat map per variable. The first setting runs down, the
+    others across; a cell is the paired high-LR minus low-LR effect (seed mean, display units),
+    written in it with its verdict's initial (a agrees, d disagrees, i inconclusive, u
+    untestable), blue where positive and red where negative (a colour scale centred on zero
+    per panel); a cell whose runs did not all converge is hatched."""
+    heights = [t.index.get_level_values(0).nunique() for t in tables.values()] or [1]
+    fig, axes = plt.subplots(len(tables), len(variables), figsize=(3.6 * len(variables), 0.9 + 0.55 * max(heights)
+                                                                    * max(len(tables), 1)), squeeze=False)
     for row, (name, table) in zip(axes, tables.items()):
-        first = table.index.names[0]
-        rest = table.index.names[1:]
-        for ax, (column, label) in zip(row, metrics):
-            grid = table[column].unstack(rest) if rest else table[column].to_frame(" ")
-            ok = table["all converged"].unstack(rest) if rest else table["all converged"].to_frame(" ")
-            values = grid.to_numpy(float)
+        first, rest = table.index.names[0], list(table.index.names[1:])
+        for ax, var in zip(row, variables):
+            def grid(column):
+                return table[column].unstack(rest) if rest else table[column].to_frame(" ")
+            values, marks, ok = grid((var, "effect")).to_numpy(float), grid((var, "verdict")), grid(("converged", ""))
             limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
             ax.imshow(values, cmap="RdBu", vmin=-(limit or 1.0), vmax=limit or 1.0, aspect="auto")
             for (i, j), v in np.ndenumerate(values):
-                ax.text(j, i, f"{v:+.3g}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{v:+.3g} ({marks.to_numpy()[i, j][0]})", ha="center", va="center", fontsize=8,
                         color="white" if abs(v) > 0.6 * limit else "black")
                 if not bool(ok.to_numpy()[i, j]):
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0))
-            ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index], fontsize=8)
+            ax.set_yticks(range(values.shape[0]), [f"{v:g}" for v in grid((var, "effect")).index], fontsize=8)
             ax.set_ylabel(first)
-            cols = [", ".join(f"{v:g}" for v in (c if isinstance(c, tuple) else (c,))) if rest else "" for c in grid.columns]
+            cols = [", ".join(f"{v:g}" for v in (c if isinstance(c, tuple) else (c,))) if rest else ""
+                    for c in grid((var, "effect")).columns]
             ax.set_xticks(range(len(cols)), cols, fontsize=8)
             ax.set_xlabel(", ".join(rest))
-            ax.set_title(f"{name}: {label}", fontsize=9)
+            ax.set_title(f"{name}: {label(None, var)}", fontsize=9)
     fig.tight_layout()
     return fig
-
 
 def hyperparameter_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "prunability", "csi"),
                         names: dict | None = None) -> plt.Figure:
@@ -340,7 +360,7 @@ def hyperparameter_grid(results: dict, variables: tuple[str, ...] = ("test_acc",
     for row, (key, ds) in zip(axes, results.items()):
         for ax, var in zip(row, variables):
             _line(ax, ds, var, axis=key)
-            ax.set_title(LABELS.get(var, var), fontsize=9)
+            ax.set_title(label(None, var), fontsize=9)
         row[0].set_ylabel((names or {}).get(key, key), fontsize=10, fontweight="bold")
     fig.tight_layout()
     return fig
@@ -357,28 +377,27 @@ def hyperparameter_scatter(runs, x: str = "test_acc", y: str = "prunability",
             ax.scatter(group[a][done], group[b][done], color=color, s=22, label=name)
             ax.scatter(group[a][~done], group[b][~done], facecolors="none", edgecolors=color, s=22)
     for ax, (a, b) in zip(axes, [(x, y), second]):
-        ax.set_xlabel(LABELS.get(a, a))
-        ax.set_ylabel(LABELS.get(b, b))
+        ax.set_xlabel(label(None, a))
+        ax.set_ylabel(label(None, b))
     axes[0].legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
 
 
 def lines_over(panels: dict, variables: tuple[str, ...], axis: str, references: dict | None = None) -> plt.Figure:
-    """One panel per variable against ``axis``, one line per entry of ``panels`` (``{label: ds}``,
-    dims ``(axis, seed)``); ``references`` (``{label: {variable: value}}``) are drawn as
-    horizontal dashed lines (e.g. constant-LR runs beside LR switches)."""
+    """One panel per variable against ``axis``, one line per entry of ``panels`` (``{name: ds}``,
+    dims ``(axis, seed)``); ``references`` (``{name: {variable: value in display units}}``) are
+    drawn as horizontal dashed lines (e.g. constant-LR runs beside LR switches)."""
     fig, axes = plt.subplots(1, len(variables), figsize=(3.4 * len(variables), 2.9), squeeze=False)
     for ax, var in zip(axes[0], variables):
-        for (label, ds), color in zip(panels.items(), plt.cm.tab10.colors):
-            _line(ax, ds, var, label=label, color=color, axis=axis)
-        for (label, values), color in zip((references or {}).items(), plt.cm.Set2.colors):
-            ax.axhline(values[var], ls="--", color=color, label=label)
-        ax.set_title(LABELS.get(var, var), fontsize=9)
+        for (name, ds), color in zip(panels.items(), plt.cm.tab10.colors):
+            _line(ax, ds, var, name, color=color, axis=axis)
+        for (name, values), color in zip((references or {}).items(), plt.cm.Set2.colors):
+            ax.axhline(values[var], ls="--", color=color, label=name)
+        ax.set_title(label(None, var), fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
-
 
 def soup_heatmaps(soups: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability")) -> plt.Figure:
     """Each variable of two-model soups (:func:`lrsc.soup.pair_soups`, seed mean) over the pair
@@ -395,7 +414,7 @@ def soup_heatmaps(soups: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel("LR of one model")
         ax.set_ylabel("LR of the other")
-        ax.set_title(LABELS.get(var, var), fontsize=9)
+        ax.set_title(label(None, var), fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
