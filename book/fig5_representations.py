@@ -6,27 +6,27 @@
 # representations of different classes move apart. The paper measures the first with the
 # class-selectivity index (CSI) and the second with class separation R².
 #
-# **Definitions** (SPEC §4; computed on the penultimate activations of the same
+# **Definitions** ({doc}`definitions`; computed on the penultimate activations of the same
 # `n_act` random unbiased test inputs as activation compressibility). For each neuron,
 # `mu_max` is its largest class-conditional mean activation and `mu_rest` the mean of the
 # other classes' means; its CSI is `(mu_max - mu_rest) / (mu_max + mu_rest)`, scaled by the
-# fraction of the top class's samples on which it fires. The network's CSI is the mean
-# over the neurons that fire at all. The **bias-selectivity index** (BSI) is the same with
-# bias labels. **Class separation** R² (Kornblith et al. 2021) is one minus the mean
-# cosine distance within classes over the mean cosine distance between all pairs.
+# fraction of the top class's samples on which it fires. The network's CSI is the mean over
+# the neurons that fire at all. The **bias-selectivity index** (BSI) is the same with bias
+# labels. **Class separation** R² (Kornblith et al. 2021) is one minus the mean cosine
+# distance within classes over the mean cosine distance between all pairs.
 #
 # **A control the paper does not show.** A sparse representation is selective for *some*
-# labelling almost by construction: a neuron that fires on few inputs has a large
-# `mu_max` for whichever label those inputs happen to share. Large LRs make activations
-# sparser (Fig. 3 and 4), so a rising CSI alone does not show that the network uses the
-# core feature. We therefore show the CSI beside the BSI and beside the CSI computed with
+# labelling almost by construction: a neuron that fires on few inputs has a large `mu_max`
+# for whichever label those inputs happen to share. Large LRs make activations sparser
+# (Fig. 3 and 4), so a rising CSI alone does not show that the network uses the core
+# feature. We therefore show the CSI beside the BSI and beside the CSI computed with
 # randomly permuted class labels (`csi_shuffled`), which measures what sparsity alone gives.
 #
-# No model is trained for this chapter: it reloads the sweeps of the Fig. 3 and Fig. 4
-# chapters from the same `results_dir` (every run stores these metrics).
+# No model is trained for this chapter: it reads the sweeps of the Fig. 3 and Fig. 4 chapters
+# from the same run store (every run stores these variables).
 
 # %% tags=["parameters"]
-sweep_params = [  # sweeps of the Fig. 3 and Fig. 4 chapters, reloaded from results_dir
+sweep_params = [  # sweeps of the Fig. 3 and Fig. 4 chapters, read from the run store
     "params/quick/parity.yaml",
     "params/quick/fig4_colored_mnist_fcn.yaml",
     "params/quick/fig4_colored_mnist_cnn.yaml",
@@ -41,76 +41,75 @@ progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
+from IPython.display import Markdown
 from myst_nb import glue
 
-from lrsc import plots, report
+from lrsc import claims, plots, report
 from lrsc.book import resolve
-from lrsc.sweep import run_sweep
+from lrsc.sweep import run_sweeps
 
-results, by_key = {}, {}
-for path in sweep_params:
-    ds = run_sweep(resolve(path), resolve(results_dir) / resolve(path).stem, overrides, progress=progress)
-    ds["csi_minus_bsi"] = ds.csi - ds.bsi
-    name = " / ".join(report.dataset_model(ds))
-    results[name], by_key[report.dataset_model(ds)] = ds, ds
+out = resolve(results_dir)
+results = run_sweeps(sweep_params, out, overrides, progress)
+claims.record(out, "fig5_representations", {"sweeps": sweep_params})
+table = claims.ledger(out, chapter="fig5_representations")
 fig = plots.selectivity_vs_lr(results)
 glue("fig5_selectivity", fig, display=False)
 plt.close(fig)
+for var, short in (("csi", "csi"), ("class_sep", "sep")):
+    for verdict, count in claims.counts(table[table.variable == var]).items():
+        glue(f"fig5_{short}_{verdict}", count, display=False)
+glue("fig5_n_sweeps", len(results), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig5_selectivity
 # :name: fig5-selectivity
+# :alt: CSI, BSI and shuffled-label CSI (left) and class separation (right) against the LR, one row per sweep.
 #
-# Left: the network's class selectivity (CSI, green), bias selectivity (BSI, red) and the
-# CSI with shuffled class labels (grey) against the learning rate, for each reloaded sweep.
-# Right: class separation R². Lines are seed means, bands span the seeds; filled dots mark
-# LRs at which every seed reached 100% training accuracy (the LRs compared).
+# Left: the network's class selectivity (CSI, green), bias selectivity (BSI, red) and the CSI
+# with shuffled class labels (grey) against the learning rate, for each sweep. Right: class
+# separation R². Lines are seed means, bands span the seeds; filled dots mark the compared LRs.
 # ```
+#
+# **What {numref}`fig5-selectivity` shows.** Of the {glue:text}`fig5_n_sweeps` sweeps, the claim
+# that the CSI rises with the LR agrees in {glue:text}`fig5_csi_agrees`, disagrees in
+# {glue:text}`fig5_csi_disagrees`, is inconclusive in {glue:text}`fig5_csi_inconclusive` and
+# untestable in {glue:text}`fig5_csi_untestable`; the claim that class separation rises agrees
+# in {glue:text}`fig5_sep_agrees`, disagrees in {glue:text}`fig5_sep_disagrees`, is inconclusive
+# in {glue:text}`fig5_sep_inconclusive` and untestable in {glue:text}`fig5_sep_untestable`
+# (the verdict table at the end gives each effect with its interval).
+#
+# **The controls.** The table below judges, with the same rule, how the BSI, the shuffled-label
+# CSI and the CSI's lead over the BSI move with the LR in each sweep. Where the BSI and the
+# shuffled-label CSI rise as the CSI does, a rising CSI reflects sparser activations rather
+# than a stronger use of the core feature; where CSI − BSI rises, the neurons lean towards the
+# class more than towards the bias.
 
 # %% tags=["hide-input"]
-variables = {"CSI": "csi", "BSI": "bsi", "CSI shuffled": "csi_shuffled", "CSI − BSI": "csi_minus_bsi",
-             "class sep.": "class_sep"}
-verdicts = report.trend_table(results, variables)
-n = len(results)
-glue("fig5_n_sweeps", n, display=False)
-for short, var in variables.items():
-    key = var.replace("_", "")
-    glue(f"fig5_up_{key}", int((verdicts[(short, "verdict")] == "agrees").sum()), display=False)
-    glue(f"fig5_down_{key}", int((verdicts[(short, "verdict")] == "disagrees").sum()), display=False)
-verdicts.round(3)
+for ds in results.values():
+    ds["csi_minus_bsi"] = (ds.csi - ds.bsi).assign_attrs(long_name="CSI − BSI", units="1")
+report.trend_table(results, {"BSI": ("bsi", 1), "CSI, shuffled labels": ("csi_shuffled", 1),
+                             "CSI − BSI": ("csi_minus_bsi", 1)})
 
 # %% [markdown]
-# The table gives, per sweep and variable, the robust LR effect used throughout the book:
-# the Spearman correlation of the seed mean with LR over the compared LRs (`rank`), the
-# difference between the upper and the lower half of the compared LR range (`effect`),
-# the standard deviation of that difference over seeds (`seed sd`), and the verdict on
-# "rises with LR": *agrees* when the effect exceeds its seed spread and the rank
-# correlation has its sign, *disagrees* when it clearly falls, *inconclusive* otherwise.
-#
-# **What the figure shows.** Of the {glue:text}`fig5_n_sweeps` sweeps, the CSI clearly rises
-# with LR in {glue:text}`fig5_up_csi` (and clearly falls in {glue:text}`fig5_down_csi`), class
-# separation rises in {glue:text}`fig5_up_classsep` (falls in {glue:text}`fig5_down_classsep`).
-# The controls: the BSI rises in {glue:text}`fig5_up_bsi`, the CSI with shuffled labels in
-# {glue:text}`fig5_up_csishuffled`, and the CSI's lead over the BSI (CSI − BSI) grows with LR in
-# {glue:text}`fig5_up_csiminusbsi` of the {glue:text}`fig5_n_sweeps` sweeps ({numref}`fig5-selectivity`).
-# Where the BSI and the shuffled-label CSI rise as fast as the CSI, a rising CSI reflects
-# sparser activations rather than a stronger use of the core feature; where CSI − BSI
-# rises, the network's neurons lean towards the class more than towards the bias.
-#
 # ## Beside the paper's Tab. 1
 #
-# The paper's supplement gives the min and max over its LR range of the CSI and of class
-# separation for every dataset × model (Tab. 1). Ours are the min and max over the
-# compared LRs of each metric's seed mean.
+# The paper's supplement gives the minimum and the maximum over its LR range of the CSI and of
+# class separation for every dataset × model, each taken on its own (Tab. 1). Ours are the
+# same over the compared LRs, beside the paper's. The paper shows no BSI and no
+# shuffled-label control, so it cannot tell the two readings of a rising CSI apart; our
+# networks are narrower and trained on fewer samples than the paper's, so compare effects
+# rather than levels.
 
 # %% tags=["hide-input"]
-report.ranges_table(by_key, metrics=("csi", "class_sep")).round(3)
+report.ranges_table(results, variables=("csi", "class_sep")).round(3)
 
 # %% [markdown]
-# **Beside the paper.** In the paper's Tab. 1 the CSI rises with LR in every row — for
-# parity and an FCN from 0.032 to 0.152, for Colored MNIST and an FCN from 0.243 to 0.381 —
-# and so does class separation (parity 0.008 → 0.136, Colored MNIST FCN 0.291 → 0.387).
-# The paper shows no BSI and no shuffled-label control, so it cannot tell the two readings
-# apart; the verdicts above are computed from this run and say which holds here. Our
-# networks are narrower and trained on fewer samples than the paper's (see the Fig. 3 and
-# Fig. 4 chapters), so compare directions rather than levels.
+# ## This chapter's verdicts
+
+# %% tags=["hide-input"]
+glue("fig5_claims", Markdown(claims.markdown(table)), display=False)
+
+# %% [markdown]
+# ```{glue:md} fig5_claims
+# :format: myst
+# ```

@@ -1,106 +1,105 @@
 # %% [markdown]
 # # lrsc
 #
-# **lrsc** reproduces, and extends, *Large Learning Rates Simultaneously Achieve
-# Robustness to Spurious Correlations and Compressibility* (Barsbey, Prieto, Zafeiriou,
-# Birdal; arXiv 2507.17748). The paper's claim: training with a large constant learning
-# rate (LR) makes a network rely less on a spurious feature — so it does better on an
-# unbiased test set — and at the same time makes the network and its representations
-# more compressible.
+# **The paper's claim.** *Large Learning Rates Simultaneously Achieve Robustness to Spurious
+# Correlations and Compressibility* (Barsbey, Prieto, Zafeiriou, Birdal; arXiv 2507.17748)
+# claims that training with a large constant learning rate (LR) makes a network rely less
+# on a spurious feature — so it does better on a test set where that feature is no longer
+# predictive — and at the same time makes the network and its representations more
+# compressible. **lrsc** reproduces its experiments, tests each of its claims with the runs
+# of this book, and goes beyond it where a claim needs a control.
 #
-# ## The answer
-#
-# The table below reads back every sweep this book ran, from where the chapters stored
-# it. One row per sweep (dataset × model): how many LRs are compared (those at which
-# every seed reached 100% training accuracy and none diverged), the smallest and largest
-# of them, the seed mean of unbiased test accuracy (%) and of prunability at each, and
-# the Spearman rank correlation (`rank`) of the seed mean with LR over the compared LRs
-# (– where fewer than two LRs are compared). {numref}`intro_headline` draws the same.
+# **This build's verdicts.** Of the {glue:text}`intro_n_rows` claims this build could judge,
+# {glue:text}`intro_n_agrees` agree with the paper, {glue:text}`intro_n_disagrees` disagree,
+# {glue:text}`intro_n_inconclusive` are inconclusive (the data cannot tell) and
+# {glue:text}`intro_n_untestable` are untestable with these runs (too few seeds or compared
+# LRs, or a variable stuck at its ceiling). For the two headline claims over the main LR
+# sweeps: unbiased accuracy rises with the LR in {glue:text}`intro_acc_agrees` of
+# {glue:text}`intro_acc_n` sweeps ({glue:text}`intro_acc_disagrees` disagree,
+# {glue:text}`intro_acc_open` inconclusive or untestable), and prunability in
+# {glue:text}`intro_prune_agrees` of {glue:text}`intro_prune_n`
+# ({glue:text}`intro_prune_disagrees` disagree, {glue:text}`intro_prune_open` inconclusive or
+# untestable). {doc}`claims` lists every claim; {doc}`definitions` says how a verdict is reached.
 
 # %% tags=["parameters"]
 results_dir = "results/quick"  # the folder the chapters stored their sweeps in (one subfolder per sweep)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
+from IPython.display import Markdown
 from myst_nb import glue
 
-from lrsc import plots, report
+from lrsc import claims, plots
 from lrsc.book import resolve
-from lrsc.config import DEFAULTS
 
-table = report.headline(resolve(results_dir))
-acc_up = table[("accuracy (%)", "rank")] > 0
-prune_up = table[("prunability", "rank")] > 0
-glue("intro_n_sweeps", len(table), display=False)
-glue("intro_n_acc_up", int(acc_up.sum()), display=False)
-glue("intro_n_prune_up", int(prune_up.sum()), display=False)
-glue("intro_n_both_up", int((acc_up & prune_up).sum()), display=False)
-for key, value in {"q": DEFAULTS["metrics"]["q"], "n_act": DEFAULTS["metrics"]["n_act"],
-                   "q_first": min(DEFAULTS["metrics"]["prune_fractions"]),
-                   "q_last": max(DEFAULTS["metrics"]["prune_fractions"]),
-                   "patience": DEFAULTS["train"]["collapse_patience"]}.items():  # quoted under "Definitions"
-    glue(f"intro_default_{key}", value, display=False)
-fig = plots.headline(table)
-glue("intro_headline", fig, display=False)
-plt.close(fig)
-table.style.format(precision=3, na_rep="–").format(
-    precision=1, subset=[("accuracy (%)", "low LR"), ("accuracy (%)", "high LR")]).format(
-    "{:.2f}", subset=[("accuracy (%)", "rank"), ("prunability", "rank")], na_rep="–").format(
-    "{:g}", subset=[("", "LR low"), ("", "LR high")], na_rep="–")
+table = claims.ledger(resolve(results_dir))
+glue("intro_n_rows", len(table), display=False)
+for verdict, n in claims.counts(table).items():
+    glue(f"intro_n_{verdict}", n, display=False)
+main = claims.headline(table)
+for short, var in (("acc", "test_acc"), ("prune", "prunability")):
+    rows = main[main.variable == var]
+    n = claims.counts(rows)
+    glue(f"intro_{short}_n", len(rows), display=False)
+    glue(f"intro_{short}_agrees", n["agrees"], display=False)
+    glue(f"intro_{short}_disagrees", n["disagrees"], display=False)
+    glue(f"intro_{short}_open", n["inconclusive"] + n["untestable"], display=False)
+glue("intro_table", Markdown(claims.headline_markdown(main)), display=False)
+for var, name in (("test_acc", "acc"), ("prunability", "prune")):
+    fig = plots.verdicts(main[main.variable == var], title=f"{plots.label(None, var)}: upper minus lower half of "
+                         f"the compared LRs")
+    glue(f"intro_{name}_figure", fig, display=False)
+    plt.close(fig)
 
 # %% [markdown]
-# Of the {glue:text}`intro_n_sweeps` sweeps stored by this build, unbiased accuracy rises
-# with LR (a positive rank correlation over the compared LRs) in
-# {glue:text}`intro_n_acc_up`, prunability in {glue:text}`intro_n_prune_up`, and both
-# together in {glue:text}`intro_n_both_up`.
-#
-# ```{glue:figure} intro_headline
-# :name: intro_headline
-#
-# Unbiased test accuracy (left) and prunability (right) of each stored sweep at its
-# smallest compared LR (hollow dot) and its largest (filled dot); the arrow is blue where
-# the metric rises with LR over the compared LRs (positive rank correlation) and orange
-# where it does not.
+# ```{glue:md} intro_table
+# :format: myst
 # ```
 #
-# The chapters show each sweep in full, with the paper's numbers beside ours.
+# The table gives, for each main LR sweep of this build (one dataset and model each), the
+# verdict on "unbiased accuracy rises with the LR" and on "prunability rises with the LR",
+# each with its effect: the mean over seeds of each seed's upper-half minus lower-half
+# difference over the compared LRs, and its 90% interval over seeds.
+# {numref}`intro-acc` and {numref}`intro-prune` draw the same effects.
 #
-# Every chapter of this book is a notebook that runs its own sweep through the `lrsc`
-# package and draws its figures from that run; no number in a chapter is typed in. The
-# paper's numbers are quoted beside ours as the paper's. The book is built with the
-# *quick* profile (small grids that run on a laptop CPU in minutes) unless said otherwise;
-# `params/full/` holds the paper's protocol.
+# ```{glue:figure} intro_acc_figure
+# :name: intro-acc
+# :alt: Unbiased accuracy effect of the LR per sweep, with 90% intervals, coloured by verdict.
 #
-# ## How to read a chapter
+# The LR's effect on unbiased test accuracy (percentage points) in each main sweep: dot, the
+# mean paired effect; bar, its 90% interval over seeds; colour, the verdict (blue agrees,
+# red disagrees, grey inconclusive, light grey and hollow untestable).
+# ```
 #
-# Each chapter starts with its claim and a `parameters` cell. Code that only computes or
-# arranges results is folded: click the cell to show it. Re-run a chapter with other
-# parameters through papermill (see the README), or call the same functions from your
-# own notebook:
+# ```{glue:figure} intro_prune_figure
+# :name: intro-prune
+# :alt: Prunability effect of the LR per sweep, with 90% intervals, coloured by verdict.
+#
+# The LR's effect on prunability in each main sweep, drawn as {numref}`intro-acc`.
+# ```
+#
+# ## How to read this book
+#
+# Every chapter is a notebook that runs its own sweeps through the `lrsc` package and draws
+# its figures and tables from those runs; no number in a chapter is typed in, and the
+# paper's numbers are quoted beside ours as the paper's. Each chapter ends with a table of
+# its claims and their verdicts, all made by one function; {doc}`claims` gathers them. The
+# book is built with the *quick* profile (small grids that run on a laptop CPU in minutes)
+# unless its parameters cells say otherwise; `params/full/` holds the paper's protocol.
+#
+# Code that only computes or arranges results is folded: click a cell to show it. Each
+# chapter's parameters cell shows the values it ran with. Re-run a chapter with other
+# parameters with `lrsc book --only <chapter> --set key=value` (see the README), or call the
+# same functions from your own notebook:
 #
 # ```python
-# from lrsc import sweep, plots, report
-# ds = sweep.run_sweep("params/quick/parity.yaml", "results/my-parity", {"grid.lr": [0.1, 1.0]})
+# from lrsc import plots, report, verdicts
+# from lrsc.sweep import run_sweep
+# ds = run_sweep("params/quick/parity.yaml", "results/mine/parity", {"grid.lr": [0.1, 1.0]})
 # plots.metrics_vs_lr(ds)
 # report.summary_table(ds)
+# verdicts.trend(ds, "test_acc").text()
 # ```
 #
-# A sweep stores one file per run, named by the hash of the run's full config, and
-# collects them into an `xarray.Dataset` with dims `(lr, seed)`; interrupt it and run it
-# again and only the unfinished runs are trained.
-#
-# ## Definitions and choices
-#
-# The metrics follow the paper's definitions (restated in `SPEC §4`): unbiased test
-# accuracy; **prunability**, the mean over pruning fractions q from
-# {glue:text}`intro_default_q_first` to {glue:text}`intro_default_q_last` of the
-# accuracy kept after zeroing the fraction q of neurons with the smallest L1 weight norm
-# in every hidden layer; **activation compressibility**, the mean q-compressibility
-# (q = {glue:text}`intro_default_q`) of {glue:text}`intro_default_n_act` random test
-# inputs' penultimate representations; and the **BC loss ratio**, the share of a
-# minibatch's loss carried by its bias-conflicting samples. Where the paper is silent we
-# chose, made the choice a parameter, and say so (the values quoted here are lrsc's
-# defaults): the q-grid of prunability, q, how divergence is detected (a non-finite
-# value, a dead network, or a fall back to chance accuracy that lasts
-# {glue:text}`intro_default_patience` checks), the step cap, and that 100% training
-# accuracy is checked every `eval_every` steps.
+# Every run is stored once in a run store shared by the chapters, named by the hash of its
+# settings; interrupt a build and run it again, and only the unfinished runs are trained.

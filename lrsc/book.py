@@ -1,16 +1,24 @@
 """Execute the book's chapters with papermill and build the HTML book with Jupyter Book.
 
-Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in
-``_toc.yml``. ``build_book`` executes it with the parameters in
-``params/<profile>/<name>.yaml`` into ``book/<name>.ipynb`` in TOC order, except that the
-root page and pages whose parameters say ``reads_only: true`` (they read what the chapters
-stored) run last, then builds ``_build/html`` without executing anything again.
+Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in ``_toc.yml``.
+``build_book`` executes it with the parameters in ``params/<profile>/<name>.yaml`` into
+``book/<name>.ipynb`` in TOC order, except that the root page and pages whose parameters say
+``reads_only: true`` (they read what the chapters stored) run last, then builds
+``_build/html`` without executing anything again. Each executed chapter shows the
+parameters that ran once, in its parameters cell; a copy with every glued value written in
+place is kept in ``_build/notebooks/`` for reading outside the book. The time each chapter
+took is kept in ``_build/chapter_times.json`` for the pages that report it.
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
+import pprint
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -19,18 +27,24 @@ from lrsc.errors import ConfigError
 
 
 def project_root(start: str | Path = ".") -> Path:
-    """The nearest folder at or above ``start`` that holds ``_toc.yml``."""
+    """The nearest folder at or above ``start`` that holds ``_toc.yml``, else the lrsc checkout's own."""
     here = Path(start).resolve()
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").is_file():
             return folder
+    source = Path(__file__).resolve().parents[1]
+    if (source / "_toc.yml").is_file():
+        return source
     raise ConfigError(f"no _toc.yml in {here} or above; run from the lrsc project folder or pass --root")
 
 
 def resolve(path: str | Path) -> Path:
-    """A path relative to the project root (so chapters run from any working folder)."""
+    """A path as given when it exists from here, else relative to the project root (so chapters and
+    notebooks name parameter files the same way from any working folder)."""
     path = Path(path)
-    return path if path.is_absolute() else project_root() / path
+    if path.is_absolute() or path.exists():
+        return path
+    return project_root() / path
 
 
 def chapters(root: Path) -> list[str]:
@@ -40,26 +54,89 @@ def chapters(root: Path) -> list[str]:
     return [f for f in files if (root / f"{f}.py").is_file()]
 
 
-def _remove_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected-parameters cell ``remove-cell`` so the page does not show it
-    (the chapter's own ``parameters`` cell, with its comments, stays visible)."""
-    import nbformat
+def _parameters_source(cell_source: str, values: dict) -> str:
+    """The parameters cell with each assigned name's value replaced by the one that ran, its comment kept."""
+    tree = ast.parse(cell_source)
+    lines = cell_source.splitlines()
+    out, last = [], 0
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        out += lines[last:node.lineno - 1]
+        end_line = lines[node.end_lineno - 1]
+        comment = end_line[end_line.index("#", node.end_col_offset):] if "#" in end_line[node.end_col_offset:] else ""
+        value = values.get(name, ast.literal_eval(node.value))
+        text = f"{name} = {pprint.pformat(value, width=100, sort_dicts=False)}"
+        out.append(f"{text}  {comment}" if comment else text)
+        last = node.end_lineno
+    return "\n".join(out + lines[last:])
 
-    nb = nbformat.read(path, as_version=4)
+
+def _show_parameters(nb, parameters: dict) -> None:
+    """Show the parameters that ran once: in the chapter's own parameters cell, with its comments;
+    papermill's injected copy is dropped."""
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            tags.append("remove-cell")
-    nbformat.write(nb, path)
+        if "parameters" in cell.metadata.get("tags", []):
+            cell.source = _parameters_source(cell.source, parameters)
+
+
+GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::([^`]*))?`")
+GLUE_BLOCK = re.compile(r"```\{glue:(figure|md)\} ([^\n]+)\n(.*?)```", re.S)
+
+
+def _glued(nb) -> dict[str, dict]:
+    """``{name: mime bundle}`` of every value the notebook glued."""
+    found = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                prefix = out["metadata"]["scrapbook"]["mime_prefix"]
+                found[name] = {k.removeprefix(prefix): v for k, v in out.get("data", {}).items()}
+    return found
+
+
+def _text(bundle: dict, spec: str | None) -> str:
+    text = bundle.get("text/plain", "")
+    if spec:
+        try:
+            return format(ast.literal_eval(text), spec)
+        except (ValueError, SyntaxError, TypeError):
+            return text
+    return text.strip("'\"")
+
+
+def inline_glue(nb) -> None:
+    """Write every glued value into the notebook's Markdown in place of its ``{glue}`` role or
+    directive (figures as embedded images), so it reads right outside the book."""
+    glued = _glued(nb)
+
+    def block(match: re.Match) -> str:
+        kind, name, body = match.group(1), match.group(2).strip(), match.group(3)
+        bundle = glued.get(name, {})
+        if kind == "md":
+            return bundle.get("text/markdown", "")
+        caption = "\n".join(line for line in body.splitlines() if not line.startswith(":")).strip()
+        png = bundle.get("image/png", "")
+        return f"![{caption}](data:image/png;base64,{png})\n\n*{caption}*\n" if png else f"*{caption}*\n"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            source = GLUE_BLOCK.sub(block, cell.source)
+            cell.source = GLUE.sub(lambda m: _text(glued.get(m.group(1), {}), m.group(2)), source)
 
 
 def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     """Run ``<chapter>.py`` through papermill with ``parameters``; returns the executed ``.ipynb``.
 
-    The kernel runs in ``root``. The notebook is written to a temporary name and renamed
-    into place only when every cell succeeded, so a failed run leaves the old one intact.
+    The kernel runs in ``root``. The notebook is written to a temporary name and renamed into
+    place only when every cell succeeded, so a failed run leaves the old one intact. A copy
+    with the glued values written in is kept in ``_build/notebooks/``.
     """
     import jupytext
+    import nbformat
     import papermill
 
     nb = jupytext.read(root / f"{chapter}.py")
@@ -68,37 +145,100 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     tmp = out.with_name(f".{out.name}.tmp.ipynb")
     try:
         papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name="python3", cwd=str(root),
-                                   progress_bar=True)
-        _remove_injected_parameters(tmp)
-        os.replace(tmp, out)
+                                   progress_bar=False)
     except papermill.PapermillExecutionError as e:
         raise ConfigError(f"chapter {chapter} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
                           f"(the executed notebook is {tmp})") from None
+    executed = nbformat.read(tmp, as_version=4)
+    _show_parameters(executed, parameters)
+    nbformat.write(executed, tmp)
+    os.replace(tmp, out)
+    inline_glue(executed)
+    standalone = root / "_build" / "notebooks" / f"{Path(chapter).name}.ipynb"
+    standalone.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(executed, standalone)
     return out
 
 
-def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = True) -> Path:
-    """Execute every chapter with ``params/<profile>/`` and build the HTML; returns ``_build/html``."""
+def _parameter_names(root: Path, chapter: str) -> set[str]:
+    """The names a chapter's parameters cell assigns."""
+    import jupytext
+
+    nb = jupytext.read(root / f"{chapter}.py")
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)} if cell else set()
+
+
+def _reads_only(params_dir: Path, chapter: str) -> bool:
+    """Whether a page only reads what the chapters stored (``reads_only: true`` in its parameters)."""
+    path = params_dir / f"{Path(chapter).name}.yaml"
+    return path.is_file() and bool((yaml.safe_load(path.read_text()) or {}).get("reads_only"))
+
+
+def _chapter_parameters(params_dir: Path, chapter: str, overrides: dict | None) -> dict:
+    path = params_dir / f"{Path(chapter).name}.yaml"
+    params = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}  # a page without parameters
+    params.pop("reads_only", None)  # for the order of execution alone
+    if overrides:
+        params["overrides"] = {**params.get("overrides", {}), **overrides}
+    return params
+
+
+def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = True, only: list[str] | None = None,
+               overrides: dict | None = None) -> Path:
+    """Execute the chapters with ``params/<profile>/`` and build the HTML; returns ``_build/html``.
+
+    ``only``: execute just these chapters (by name, e.g. ``fig3_parity``), with ``overrides``
+    (``{dotted key: value}``) applied to every sweep they run, then rebuild the book around them.
+    """
     root = project_root(root)
     names = chapters(root)
     params_dir = root / "params" / profile
-    missing = [c for c in names if not (params_dir / f"{Path(c).name}.yaml").is_file()]
+    missing = [c for c in names if not (params_dir / f"{Path(c).name}.yaml").is_file() and _parameter_names(root, c)]
     if not params_dir.is_dir() or missing:
         profiles = sorted(p.name for p in (root / "params").iterdir() if p.is_dir())
         raise ConfigError(f"profile {profile!r} lacks parameter files for {', '.join(missing) or 'every chapter'} "
                           f"in {params_dir}; available profiles: {', '.join(profiles)}")
+    chosen = names
+    if only:
+        unknown = [c for c in only if c not in {Path(n).name for n in names}]
+        if unknown:
+            raise ConfigError(f"no chapter {unknown[0]!r}; chapters: {', '.join(Path(n).name for n in names)}")
+        chosen = [n for n in names if Path(n).name in only]
+    if overrides and not only:
+        raise ConfigError("--set goes with --only: name the chapter(s) whose sweeps it changes")
     if execute:
-        # Pages that only read what the chapters stored run after all of them, in TOC order:
-        # the root page and every page whose parameters say `reads_only: true` (a key for
-        # this ordering alone, not passed to the notebook).
-        root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
-        all_params = {c: yaml.safe_load((params_dir / f"{Path(c).name}.yaml").read_text()) or {} for c in names}
-        for chapter in sorted(names, key=lambda c: c == root_page or bool(all_params[c].get("reads_only"))):
-            params = {k: v for k, v in all_params[chapter].items() if k != "reads_only"}
-            print(f"executing {chapter} with params/{profile}/{Path(chapter).name}.yaml", flush=True)
-            execute_chapter(root, chapter, params)
+        _execute_all(root, chosen, params_dir, profile, overrides)
     jb = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jb), "build", str(root), "--builder", "html"], check=True)
     html = root / "_build" / "html"
     print(f"book written to {html / 'index.html'}")
     return html
+
+
+def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, overrides: dict | None) -> None:
+    """Execute ``chosen`` chapters, the pages that only read what chapters stored last, and keep their times."""
+    root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
+    params = {c: _chapter_parameters(params_dir, c, overrides) for c in chosen}
+    reads_only = {c for c in chosen if c == root_page or _reads_only(params_dir, c)}
+    if overrides:
+        lacking = [c for c in chosen if "overrides" not in _parameter_names(root, c)]
+        if lacking:
+            raise ConfigError(f"chapter {Path(lacking[0]).name} runs no sweep of its own; --set cannot change it")
+    times_path = root / "_build" / "chapter_times.json"
+    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    for chapter in sorted(chosen, key=lambda c: c in reads_only):
+        print(f"executing {chapter} with params/{profile}/{Path(chapter).name}.yaml", flush=True)
+        started = time.time()
+        execute_chapter(root, chapter, params[chapter])
+        times[Path(chapter).name] = round(time.time() - started, 1)
+        times_path.parent.mkdir(parents=True, exist_ok=True)
+        times_path.write_text(json.dumps(times, indent=1))
+
+
+def chapter_times(root: str | Path = ".") -> dict[str, float]:
+    """Seconds each chapter took in the builds of this project folder (the latest execution of each)."""
+    path = project_root(root) / "_build" / "chapter_times.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
