@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import cached_arrays, image_check, labelled_parts, load_mnist, to_splits
+from lrsc.datasets.images import build_image, image_check, load_mnist
 from lrsc.errors import ConfigError
 
 # LfF's mean colours (data/resource/colors.th), RGB in [0, 1], indexed by bias label.
@@ -48,8 +48,6 @@ def colored_mnist(*, seed: int = 0, rho: float = 0.01, color_std: float = 0.005,
     (empty: ``$LRSC_DATA``, else the user cache directory).
     The test set is unbiased: ``b`` is uniform and independent of ``y``.
     """
-    make = labelled_parts("colored_mnist", load_mnist, rho, n_train, n_test,
-                          lambda grey, b, g, root, train: colorize(grey, b, color_std, g))
-
     params = dict(rho=rho, color_std=color_std, n_train=n_train, n_test=n_test, data_root=data_root)
-    return to_splits("colored_mnist", cached_arrays("colored_mnist", seed, params, make), n_test)
+    return build_image("colored_mnist", seed, params, load_mnist,
+                       lambda grey, b, g, root, train: colorize(grey, b, color_std, g))

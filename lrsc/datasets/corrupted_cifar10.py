@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import cached_arrays, image_check, labelled_parts, load_cifar10, to_splits
+from lrsc.datasets.images import build_image, image_check, load_cifar10
 from lrsc.errors import ConfigError
 
 SIZE = 32
@@ -283,8 +283,6 @@ def corrupted_cifar10(*, seed: int = 0, rho: float = 0.05, severity: int = 5, n_
     (empty: ``$LRSC_DATA``, else the user cache directory).
     The test set is unbiased: ``b`` is uniform and independent of ``y``.
     """
-    make = labelled_parts("corrupted_cifar10", load_cifar10, rho, n_train, n_test,
-                          lambda images, b, g, root, train: corrupt(images, b, severity, g))
-
     params = dict(rho=rho, severity=severity, n_train=n_train, n_test=n_test, data_root=data_root)
-    return to_splits("corrupted_cifar10", cached_arrays("corrupted_cifar10", seed, params, make), n_test)
+    return build_image("corrupted_cifar10", seed, params, load_cifar10,
+                       lambda images, b, g, root, train: corrupt(images, b, severity, g))

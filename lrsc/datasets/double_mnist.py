@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import cached_arrays, draw_of_class, halves, image_check, labelled_parts, load_mnist, to_splits
+from lrsc.datasets.images import build_image, draw_of_class, halves, image_check, load_mnist
 from lrsc.errors import ConfigError
 
 INPUT_SHAPE = (3, 28, 56)
@@ -44,8 +44,5 @@ def double_mnist(*, seed: int = 0, rho: float = 0.01, brightness_ratio: float = 
         left = (left.float() / brightness_ratio).round_().to(torch.uint8)
         return torch.cat([left, right], dim=2)[:, None]  # one channel; to_splits repeats it to three
 
-    make = labelled_parts("double_mnist", load_mnist, rho, n_train, n_test, compose)
-
     params = dict(rho=rho, brightness_ratio=brightness_ratio, n_train=n_train, n_test=n_test, data_root=data_root)
-    arrays = cached_arrays("double_mnist", seed, params, make)
-    return to_splits("double_mnist", arrays, n_test, halves(INPUT_SHAPE, 2, "core", "spurious"))
+    return build_image("double_mnist", seed, params, load_mnist, compose, halves(INPUT_SHAPE, 2, "core", "spurious"))

@@ -20,10 +20,12 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -66,31 +68,61 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 
+@contextmanager
+def _as_found_on_failure(root: Path) -> Iterator[None]:
+    """Remove whatever the block added under ``root`` (``root`` itself included) if it raises: a
+    failed download must leave the user's data folder as it was."""
+    before = set(root.rglob("*")) if root.exists() else None
+    try:
+        yield
+    except BaseException:
+        added = [root] if before is None else sorted(set(root.rglob("*")) - before, reverse=True)
+        for path in added:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
 def ensure_mnist(root: Path) -> None:
     """Make sure ``root/MNIST/raw`` holds MNIST: download it with torchvision when missing,
-    else raise a ConfigError that names the folder and the files it needs."""
+    else raise a ConfigError that names the folder and the files it needs (leaving the folder
+    as it was)."""
     if all((root / "MNIST" / "raw" / f).is_file() for f in MNIST_FILES):
         return
     from torchvision.datasets import MNIST
 
     try:
-        for train in (True, False):
-            MNIST(str(root), train=train, download=True)
+        with _as_found_on_failure(root):
+            for train in (True, False):
+                MNIST(str(root), train=train, download=True)
     except Exception as err:  # any network or file error means the same to the user
         raise _missing(root, "MNIST", "MNIST/raw/" + ", ".join(MNIST_FILES), err) from None
 
 
 def ensure_cifar10(root: Path) -> None:
     """Make sure ``root/cifar-10-batches-py`` holds CIFAR-10's python batches: download them
-    with torchvision when missing, else raise a ConfigError naming the folder and files."""
+    with torchvision when missing, else raise a ConfigError naming the folder and files
+    (leaving the folder as it was)."""
     if all((root / "cifar-10-batches-py" / f).is_file() for f in CIFAR10_FILES):
         return
     from torchvision.datasets import CIFAR10
 
     try:
-        CIFAR10(str(root), train=True, download=True)
+        with _as_found_on_failure(root):
+            CIFAR10(str(root), train=True, download=True)
     except Exception as err:  # any network or file error means the same to the user
         raise _missing(root, "CIFAR-10", "cifar-10-batches-py/data_batch_1..5, test_batch", err) from None
+
+
+def mnist_test_size(root: Path) -> int:
+    """How many test images ``root``'s MNIST holds (read from the IDX labels file's header)."""
+    with open(root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", "rb") as fh:
+        return int.from_bytes(fh.read(8)[4:], "big")
+
+
+def cifar10_test_size(root: Path) -> int:
+    """How many test images ``root``'s CIFAR-10 test batch holds (a local copy may hold fewer than 10000)."""
+    with open(root / "cifar-10-batches-py" / "test_batch", "rb") as fh:
+        return len(pickle.load(fh, encoding="bytes")[b"labels"])
 
 
 def load_mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,10 +162,10 @@ def load_cifar10(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x.reshape(-1, 3, 32, 32)), torch.from_numpy(y)
 
 
-# The raw sources the image datasets draw from: how to make sure one is under a data root,
-# and how many training images it has.
-SOURCES: dict[str, tuple[Callable[[Path], None], int]] = {"mnist": (ensure_mnist, 60000),
-                                                          "cifar10": (ensure_cifar10, 50000)}
+# The raw sources the image datasets draw from: how to make sure one is under a data root, how
+# many training images it has, and how many test images a data root holds.
+SOURCES: dict[str, tuple[Callable[[Path], None], int, Callable[[Path], int]]] = {
+    "mnist": (ensure_mnist, 60000, mnist_test_size), "cifar10": (ensure_cifar10, 50000, cifar10_test_size)}
 
 
 def image_check(name: str, sources: tuple[str, ...], input_shape: tuple[int, ...],
@@ -157,6 +189,10 @@ def image_check(name: str, sources: tuple[str, ...], input_shape: tuple[int, ...
         root = resolve_data_root(p["data_root"])
         for source in sources:
             SOURCES[source][0](root)
+        tests = SOURCES[sources[0]][2](root)
+        if p["n_test"] is not None and p["n_test"] > tests:
+            raise ConfigError(f"{name}: dataset_params.n_test={p['n_test']} exceeds the {tests} test images of "
+                              f"{sources[0]} under {root}; use n_test <= {tests}, or n_test: null for all of them")
         return Info(p["n_train"] or available, input_shape, NUM_CLASSES)
 
     return check
@@ -249,6 +285,15 @@ def labelled_parts(name: str, load: Callable[[Path, bool], tuple[torch.Tensor, t
         return arrays
 
     return make
+
+
+def build_image(name: str, seed: int, params: dict[str, Any], load: Callable[[Path, bool], tuple[torch.Tensor, torch.Tensor]],
+                compose: Compose, regions: dict[str, torch.Tensor] | None = None) -> tuple[Split, Split]:
+    """The train and test splits of image dataset ``name`` with its builder's ``params`` (``rho``,
+    ``n_train``, ``n_test``, ``data_root`` and its own), built by :func:`labelled_parts` from
+    ``load``'s images and ``compose``, and cached (:func:`cached_arrays`)."""
+    make = labelled_parts(name, load, params["rho"], params["n_train"], params["n_test"], compose)
+    return to_splits(name, cached_arrays(name, seed, params, make), params["n_test"], regions)
 
 
 def to_splits(name: str, arrays: Arrays, n_test: int | None, regions: dict[str, torch.Tensor] | None = None

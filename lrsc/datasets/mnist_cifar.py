@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lrsc.datasets import Split, register
-from lrsc.datasets.images import (cached_arrays, draw_of_class, halves, image_check, labelled_parts, load_cifar10,
-                                  load_mnist, to_splits)
+from lrsc.datasets.images import build_image, draw_of_class, halves, image_check, load_cifar10, load_mnist
 
 INPUT_SHAPE = (3, 64, 32)
 
@@ -39,8 +38,5 @@ def mnist_cifar(*, seed: int = 0, rho: float = 0.05, n_train: int | None = None,
         top = F.pad(digits[draw_of_class(labels, b, g)], (2, 2, 2, 2))[:, None].expand(-1, 3, -1, -1)
         return torch.cat([top, images], dim=2)
 
-    make = labelled_parts("mnist_cifar", load_cifar10, rho, n_train, n_test, compose)
-
     params = dict(rho=rho, n_train=n_train, n_test=n_test, data_root=data_root)
-    arrays = cached_arrays("mnist_cifar", seed, params, make)
-    return to_splits("mnist_cifar", arrays, n_test, halves(INPUT_SHAPE, 1, "spurious", "core"))
+    return build_image("mnist_cifar", seed, params, load_cifar10, compose, halves(INPUT_SHAPE, 1, "spurious", "core"))
