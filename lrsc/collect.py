@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import xarray as xr
+from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 import lrsc
 from lrsc import settings, sweepdir, variables
@@ -50,7 +51,7 @@ def _specs(paths: list[Path]) -> tuple[dict[str, tuple], dict[str, int]]:
     return specs, sizes
 
 
-def collect(out_dir: str | Path) -> xr.Dataset:
+def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     """The sweep's dataset from the run store: one dim per grid axis, in grid order.
 
     Runs without results hold each variable's fill value (NaN, False, 0, ""), and the
@@ -58,7 +59,8 @@ def collect(out_dir: str | Path) -> xr.Dataset:
     do not match their checksums is reported, set aside (``<hash>.nc.corrupt``, ...) and
     counted as damaged, so the next sweep trains it again. Traces are padded with NaN to the
     longest run along ``step`` (coordinate: the step after which each record was taken),
-    per-neuron values to the widest model along ``neuron``. Files are read one at a time.
+    per-neuron values to the widest model along ``neuron``. Files are read one at a time;
+    ``progress`` shows a bar over them.
     """
     out = Path(out_dir)
     cfg, grid = sweepdir.read_config(out), sweepdir.read_grid(out)
@@ -82,7 +84,7 @@ def collect(out_dir: str | Path) -> xr.Dataset:
     sizes["snapshot"] = len(cfg["metrics"]["snapshot_steps"])
     data = {name: np.full(shape + tuple(sizes.get(d, 0) for d in d_), _fill(dt), dtype=dt)
             for name, (d_, dt, _) in specs.items()}
-    for pos, path in stored.items():
+    for pos, path in tqdm(stored.items(), desc=f"collect {out.name}", unit="run", disable=not progress, leave=False):
         ds = load(path)
         for name in ds.data_vars:
             value = ds[name].values

@@ -137,7 +137,12 @@ class RunStore:
             path = self.path(run_hash, kind)
             if not path.is_file():
                 return f"{path.name} is missing"
-            if path.stat().st_size != expected.get("bytes") or checksum(path) != expected.get("sha256"):
+            stat = path.stat()
+            if stat.st_size != expected.get("bytes"):
+                return f"{path.name} does not match its checksum (truncated or overwritten)"
+            # a file untouched since it was stored (same size and modification time) needs no rehashing:
+            # that keeps status and sweep starts fast on stores of large weights
+            if stat.st_mtime_ns != expected.get("mtime_ns") and checksum(path) != expected.get("sha256"):
                 return f"{path.name} does not match its checksum (truncated or overwritten)"
         return ""
 
@@ -155,7 +160,8 @@ class RunStore:
             path = self.path(run_hash, kind)
             with atomic(path) as tmp:
                 write(tmp)
-            files[kind] = {"sha256": checksum(path), "bytes": path.stat().st_size}
+            stat = path.stat()
+            files[kind] = {"sha256": checksum(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         record = {**record, "hash": run_hash, "files": files}
         self.write_record(run_hash, record)
         return record

@@ -81,6 +81,9 @@ def plan(cfg: dict | str | Path, overrides: list[str] | dict | None = None) -> t
         prepared.append((run, h))
     paths = {axis: config_mod.axis_path(axis) for axis in cfg["grid"]}
     cfg["grid"] = {axis: _unique(config_mod.get(run, path) for run, _ in prepared) for axis, path in paths.items()}
+    for key in ("dataset", "model"):  # the stored config names every parameter, read back without the registries
+        if key not in paths:
+            cfg[f"{key}_params"] = prepared[0][0][f"{key}_params"]
     dims = list(config_mod.axes(cfg))
     return cfg, [Run(run, h, {dim: config_mod.get(run, path) for dim, path in zip(dims, paths.values())})
                  for run, h in prepared]
@@ -137,7 +140,7 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
             drive(executor, units, store, device, retries, blob, str(out), len(runs), progress)
     else:
         sweepdir.write(out, cfg, runs, store.root)
-    results = collect(out)
+    results = collect(out, progress)
     sweepdir.write_results(out, results, provenance(out))
     failed = sweepdir.failures(out)
     if failed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,10 +31,13 @@ def check_out(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the sweep's results")
-    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write under {str(existing)!r} (for --out {str(out)!r}): permission denied; "
-                          f"choose a folder you can write to")
+    existing = next((p for p in (out.absolute(), *out.absolute().parents) if p.exists()), Path("/"))
+    try:  # a real probe: permissions, read-only and virtual filesystems all refuse it alike
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
+        raise ConfigError(f"cannot write under {str(existing)!r} (for --out {str(out)!r}); choose a folder you can "
+                          f"write to") from None
     return out
 
 
