@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import subprocess
 import threading
 import time
 from concurrent.futures import Executor, Future
@@ -210,17 +211,21 @@ class Slurm(Engine):
         return futures
 
     def _poll(self) -> None:
+        gone: dict[str, int] = {}  # polls in a row at which SLURM no longer knew an unfinished job
         while not self._stop.wait(POLL_S):
-            finished, waiting = [], []
+            finished, waiting, lost = [], [], []
             with self._lock:
                 for job, future in self._jobs:
-                    (finished if job.done() else waiting).append((job, future))
+                    gone[job.job_id] = gone.get(job.job_id, 0) + 1 if not job.done() and _vanished(job) else 0
+                    (finished if job.done() else lost if gone[job.job_id] >= 3 else waiting).append((job, future))
                 self._jobs = waiting
             for job, future in finished:
                 try:
                     future.set_result(job.result())
                 except Exception as e:
                     future.set_exception(e)
+            for job, future in lost:
+                future.set_exception(self.lost_errors[0](f"SLURM job {job.job_id} ended without a result"))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:
@@ -229,6 +234,20 @@ class Slurm(Engine):
                     job.cancel(check=False)
         self._stop.set()
         self._poller.join()
+
+
+def _vanished(job: Any) -> bool:
+    """Whether a job submitit sees no end of has left SLURM's queue: on a cluster without accounting
+    ``sacct`` answers nothing, submitit keeps the state UNKNOWN, and a job that ends without a
+    result (cancelled, killed, out of time) would otherwise look pending forever."""
+    if job.state != "UNKNOWN":
+        return False
+    try:
+        queue = subprocess.run(["squeue", "--noheader", "--format=%i", "--jobs", str(job.job_id)], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return not queue.stdout.strip()
 
 
 def check_options(engine: str, workers: int, scheduler: str | None = None) -> None:

@@ -16,11 +16,12 @@ import torch
 import xarray as xr
 import yaml
 
-from lrsc import config, engines, store, sweep
+from lrsc import config, engines, runs, sweep, units
 from lrsc.cli import main
+from lrsc.collect import load
 from lrsc.errors import ConfigError, RunsFailed
 
-from conftest import TINY_PARITY
+from conftest import TINY_PARITY, records, run_store
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +30,19 @@ def reference(tmp_path_factory) -> xr.Dataset:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run outside conftest's one-thread fixture
     try:
-        return sweep.run_sweep(TINY_PARITY, tmp_path_factory.mktemp("reference"), device="cpu", progress=False,
-                               models_at_once=1)
+        return sweep.run_sweep(TINY_PARITY, tmp_path_factory.mktemp("reference") / "sweep", device="cpu",
+                               progress=False, models_at_once=1).drop_attrs()
     finally:
         torch.set_num_threads(threads)
 
 
-def _records(out: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+def _same(ds: xr.Dataset, reference: xr.Dataset) -> None:
+    """Every variable of ``ds`` equals the reference's, bit for bit (attrs name the store, so differ)."""
+    xr.testing.assert_identical(ds.drop_attrs(), reference)
+
+
+def _pids(out: Path) -> dict[str, int]:
+    return {h: r["provenance"]["pid"] for h, r in records(out).items() if "provenance" in r}
 
 
 def test_killed_sweep_resumes_only_unfinished_runs(tmp_path, tiny_parity, reference):
@@ -46,58 +52,66 @@ def test_killed_sweep_resumes_only_unfinished_runs(tmp_path, tiny_parity, refere
     proc = subprocess.Popen([sys.executable, "-m", "lrsc.cli", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list((out / "runs").glob("*.nc")) and proc.poll() is None and time.time() < deadline:
+    store = run_store(out)
+    while not list(store.root.glob("*.json")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = {p.stem for p in (out / "runs").glob("*.nc")}
+    before = {h for h in _pids(out)}
     assert 0 < len(before) < 4 and not (out / "results.nc").exists()
 
     assert main(args) == 0
-    records = _records(out)
-    assert {h for h, r in records.items() if r["pid"] == proc.pid} == before  # finished runs were not redone
-    assert all(r["pid"] == os.getpid() and r["status"] == "done" for h, r in records.items() if h not in before)
-    assert len(records) == 4
-    xr.testing.assert_identical(store.load(out / "results.nc"), reference)
+    pids = _pids(out)
+    assert {h for h, pid in pids.items() if pid == proc.pid} == before  # finished runs were not redone
+    assert all(pid == os.getpid() for h, pid in pids.items() if h not in before)
+    assert len(pids) == 4 and {r["status"] for r in records(out).values()} == {"done"}
+    _same(load(out / "results.nc"), reference)
     (out / "results.nc").unlink()
     assert main(["collect", str(out)]) == 0
-    xr.testing.assert_identical(store.load(out / "results.nc"), reference)
+    _same(load(out / "results.nc"), reference)
 
 
-def test_dask_cluster_gives_identical_results(tmp_path, tiny_parity, reference):
-    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, engine="dask",
-                         workers=2)
-    xr.testing.assert_identical(ds, reference)
-    assert {r["status"] for r in _records(tmp_path).values()} == {"done"}
+def test_dask_worker_processes_give_identical_results(tmp_path, tiny_parity, reference):
+    # a LocalCluster of two worker processes (not threads of this one), as a real cluster's workers
+    out = tmp_path / "sweep"
+    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1, engine="dask", workers=2)
+    _same(ds, reference)
+    assert {r["status"] for r in records(out).values()} == {"done"}
+    assert os.getpid() not in set(_pids(out).values())  # trained in the workers
 
 
 def test_slurm_job_arrays_give_identical_results(tmp_path, tiny_parity, monkeypatch):
-    # units of two runs: a job process per unit imports torch, which is most of this test's time
-    in_process = sweep.run_sweep(tiny_parity, tmp_path / "here", device="cpu", progress=False, models_at_once=2)
+    # submitit's local stand-in for SLURM (a process per job); the real cluster is tests/test_slurm_cluster.py
+    in_process = sweep.run_sweep(tiny_parity, tmp_path / "a" / "here", device="cpu", progress=False, models_at_once=2)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job processes use one thread, as this one
-    ds = sweep.run_sweep(tiny_parity, tmp_path / "slurm", device="cpu", progress=False, models_at_once=2,
+    out = tmp_path / "b" / "slurm"
+    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=2,
                          engine="slurm", slurm=engines.SlurmOptions(cluster="local", time_min=5))
-    xr.testing.assert_identical(ds, in_process)
-    assert len(list((tmp_path / "slurm" / "slurm").glob("*_submitted.pkl"))) == 2  # one array task per unit
-    assert {r["status"] for r in _records(tmp_path / "slurm").values()} == {"done"}
+    _same(ds, in_process.drop_attrs())
+    assert len(list((out / "slurm").glob("*_submitted.pkl"))) == 2  # one array task per unit
+    assert {r["status"] for r in records(out).values()} == {"done"}
 
 
-def die_once(batch: list[dict], out_dir: str, device: str) -> list[dict]:
-    """``sweep.execute``, except that the first call anywhere kills its worker process."""
-    marker = Path(out_dir) / "killed-once"
+def die_once(unit, store_root: str, *args):
+    """``units.execute``, except that the first call anywhere kills its worker process."""
+    marker = Path(store_root) / "killed-once"
     if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
         os._exit(1)
-    return sweep.execute(batch, out_dir, device)
+    return units.execute(unit, store_root, *args)
 
 
 def test_local_workers_retry_a_killed_worker(tmp_path, tiny_parity, reference, monkeypatch):
-    # spawned workers unpickle die_once from this module, where it calls the real sweep.execute
-    monkeypatch.setattr(sweep, "execute", die_once)
-    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, workers=2)
-    assert (tmp_path / "killed-once").exists()
-    assert {r["status"] for r in _records(tmp_path).values()} == {"done"}
-    xr.testing.assert_identical(ds, reference)  # two workers of one thread each, as the reference
+    # spawned workers unpickle die_once from this module, where it calls the real units.execute
+    import lrsc.drive
+
+    monkeypatch.setattr(lrsc.drive, "execute", die_once)
+    out = tmp_path / "sweep"
+    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1, workers=2)
+    assert (run_store(out).root / "killed-once").exists()
+    assert {r["status"] for r in records(out).values()} == {"done"}
+    _same(ds, reference)  # two workers of one thread each, as the reference
 
 
 class LosesSeedOne(engines.InProcess):
@@ -107,7 +121,7 @@ class LosesSeedOne(engines.InProcess):
     submitted: list[int] = []
 
     def submit(self, fn, /, *args):
-        seeds = [run["seed"] for run in args[0]]
+        seeds = [run.config["seed"] for run in args[0]]
         self.submitted.extend(seeds)
         if 1 not in seeds:
             return super().submit(fn, *args)
@@ -119,74 +133,78 @@ class LosesSeedOne(engines.InProcess):
 def test_retries_are_bounded_then_the_unit_fails(tmp_path, tiny_parity, monkeypatch):
     monkeypatch.setattr(engines, "make_executor", lambda *a, **k: LosesSeedOne())
     tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
+    out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match=r"1 of 2 runs failed; the first \(\w+\): ConnectionError: worker lost"):
-        sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False, models_at_once=1, retries=2)
-    ds = store.load(tmp_path / "results.nc")
+        sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1, retries=2)
+    ds = load(out / "results.nc")
     assert LosesSeedOne.submitted == [0, 1, 1, 1]  # the lost unit: its first try and two retries
     assert ds.status.values.tolist() == [["done", "failed"]]
-    failed = _records(tmp_path)[sweep.run_hash(sweep.expand(config.load(tiny_parity))[1])]
+    failed = records(out)[sweep.plan(tiny_parity)[1][1].hash]
     assert "worker lost 3 times" in failed["error"] and "ConnectionError" in failed["error"]
 
 
 def test_failing_run_is_recorded_and_the_others_complete(tmp_path, tiny_parity, monkeypatch, capsys):
-    real = sweep.load_data
+    real = runs.load_data
 
-    def broken_for_200(run, dev):
+    def broken_for_200(run, dev="cpu"):
         if run["dataset_params"]["n_train"] == 200:
             raise ValueError("broken data")
         return real(run, dev)
 
-    monkeypatch.setattr(sweep, "load_data", broken_for_200)
+    monkeypatch.setattr(units, "load_data", broken_for_200)
     tiny_parity["grid"] = {"dataset_params.n_train": [300, 200], "lr": [1.0], "seed": [0, 1]}
+    out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match="2 of 4 runs failed; the first .*: ValueError: broken data"):
-        sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)
-    ds = store.load(tmp_path / "results.nc")  # written all the same: the failures are NaN with a status
+        sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    ds = load(out / "results.nc")  # written all the same: the failures are NaN with a status
     assert ds.status.values.tolist() == [[["done", "done"]], [["failed", "failed"]]]
     assert np.isnan(ds.test_acc.sel(n_train=200)).all() and np.isfinite(ds.test_acc.sel(n_train=300)).all()
     assert (ds.reason.sel(n_train=200) == "failed").all() and not ds.converged.sel(n_train=200).any()
 
-    assert main(["status", str(tmp_path)]) == 0
+    assert main(["status", str(out)]) == 1  # runs failed: status says so in its exit code too
     shown = capsys.readouterr().out
     assert "done           2" in shown and "failed         2" in shown and "pending        0" in shown
     assert "n_train=200 lr=1.0 seed=1  ValueError: broken data" in shown
 
-    (tmp_path / "results.nc").unlink()
-    assert main(["collect", str(tmp_path)]) == 0
-    xr.testing.assert_identical(store.load(tmp_path / "results.nc"), ds)
+    (out / "results.nc").unlink()
+    assert main(["collect", str(out)]) == 0
+    xr.testing.assert_identical(load(out / "results.nc"), ds)
 
 
 def test_failing_run_in_a_batch_leaves_the_others(tmp_path, tiny_parity, monkeypatch):
-    def broken_batch(runs, *args, **kwargs):
+    def broken_batch(*args, **kwargs):
         raise RuntimeError("batched step failed")
 
-    real = sweep.run_one
+    real = units._train_one
 
-    def seed_one_fails(run, *args, **kwargs):
-        if run["seed"] == 1:
+    def seed_one_fails(store, run, *args, **kwargs):
+        if run.config["seed"] == 1:
             raise ValueError("bad seed")
-        return real(run, *args, **kwargs)
+        return real(store, run, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "run_batch", broken_batch)
-    monkeypatch.setattr(sweep, "run_one", seed_one_fails)
+    monkeypatch.setattr(units, "_train_stack", broken_batch)
+    monkeypatch.setattr(units, "_train_one", seed_one_fails)
     tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
+    out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match="ValueError: bad seed"):
-        sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)  # one unit of two runs
-    ds = store.load(tmp_path / "results.nc")
+        sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)  # one unit of two runs
+    ds = load(out / "results.nc")
     assert ds.status.values.tolist() == [["done", "failed"]]
-    records = sorted(_records(tmp_path).values(), key=lambda r: r["status"])
-    assert [r["status"] for r in records] == ["done", "failed"] and "ValueError: bad seed" in records[1]["error"]
+    found = sorted(records(out).values(), key=lambda r: r["status"])
+    assert [r["status"] for r in found] == ["done", "failed"] and "ValueError: bad seed" in found[1]["error"]
 
 
 def test_any_parameter_is_an_axis(tmp_path, tiny_parity):
     tiny_parity["train"]["max_steps"] = 60
     tiny_parity["grid"] = {"dataset": ["parity"], "model": ["fcn"], "model_params.width": [16, 32],
                            "train.batch_size": [50, 100], "seed": [0]}
-    ds = sweep.run_sweep(tiny_parity, tmp_path, device="cpu", progress=False)
+    out = tmp_path / "sweep"
+    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     assert list(ds.test_acc.dims) == ["dataset", "model", "width", "batch_size", "seed"]
     assert list(ds.loss.dims) == ["dataset", "model", "width", "batch_size", "seed", "step"]
     assert ds.width.values.tolist() == [16, 32] and ds.batch_size.values.tolist() == [50, 100]
     assert ds.dataset.values.tolist() == ["parity"] and (ds.status == "done").all()
-    configs = [json.loads(store.load(p).attrs["config"]) for p in (tmp_path / "runs").glob("*.nc")]
+    configs = [json.loads(load(p).attrs["config"]) for p in run_store(out).root.glob("*.nc")]
     assert sorted((c["model_params"]["width"], c["train"]["batch_size"]) for c in configs) == \
            [(16, 50), (16, 100), (32, 50), (32, 100)]
 
@@ -219,4 +237,4 @@ def test_bad_engine_options_exit_2(tmp_path, tiny_parity, capsys, argv, message)
 
 def test_status_of_a_folder_that_is_no_sweep(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
-    assert "no sweep.yaml" in capsys.readouterr().err
+    assert "no readable grid.json" in capsys.readouterr().err
