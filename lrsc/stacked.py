@@ -244,6 +244,26 @@ def _check(models: Sequence[nn.Module], data: Sequence[Split], settings: Sequenc
                          f"got {[len(d) for d in data]}")
 
 
+class _Data:
+    """The models' training sets as tables of rows, and the buffers a step's minibatches are gathered into."""
+
+    def __init__(self, data: Sequence[Split], batch_size: int, m: int):
+        device, self.n, self.batch_size = data[0].x.device, len(data[0]), batch_size
+        distinct = list({id(d.x): d for d in data}.values())
+        self.which = torch.tensor([[id(d.x) for d in distinct].index(id(d.x)) for d in data], device=device)
+        self.xs, self.ys = torch.stack([d.x for d in distinct]), torch.stack([d.y for d in distinct])  # (K, n, ...)
+        # every sample of every distinct set, one row each, and buffers for a step's minibatches
+        self.tables = [t.flatten(0, 1) for t in (self.xs, self.ys, torch.stack([d.conflicting for d in distinct]))]
+        self.buffers = [t.new_empty(m * batch_size, *t.shape[1:]) for t in self.tables]
+
+    def minibatch(self, rows: torch.Tensor, order: torch.Tensor, start: int) -> list[torch.Tensor]:
+        """x, y and the conflicting mask of the models in ``rows``, each ``(A, B, ...)``: the samples at
+        ``order[:, start:start + B]`` of each model's own set."""
+        flat = (self.which[rows, None] * self.n + order[:, start:start + self.batch_size]).view(-1)
+        return [torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), self.batch_size, *t.shape[1:])
+                for t, buf in zip(self.tables, self.buffers)]
+
+
 class _Stack:
     """The models still training, their stacked weights and per-model state (rows of the full stack)."""
 
@@ -272,6 +292,71 @@ class _Stack:
         return perms[keep]
 
 
+class _Batched:
+    """One ``train_batched`` call: the stack, its schedules and stopping rules, stepped to the end."""
+
+    def __init__(self, models: Sequence[nn.Module], data: Sequence[Split], settings: Sequence[TrainSettings],
+                 seed: Sequence[int], snapshot: Sequence[Snapshot] | None, snapshot_steps: Sequence[int]):
+        m, s0, device = len(models), settings[0], data[0].x.device
+        self.models, self.s0 = models, s0
+        self.data, self.stack = _Data(data, s0.batch_size, m), _Stack(models, settings, device)
+        fcn = StackedFcn() if stacked_kernel(models[0], s0) else None
+        self.step_fn, self.forward = (fcn.step, fcn.forward) if fcn else _autograd_path(models[0])
+        self.gens = [generator(s, "data_order", device) for s in seed]
+        total = s0.max_steps + max(s.extra_steps for s in settings)
+        self.lrs = torch.stack([lr_table(s, total) for s in settings]).to(device)  # (M, steps)
+        # plain SGD folds lr / B into the backward pass; otherwise the gradient is the mean's (1 / B)
+        self.scales = self.lrs / s0.batch_size if self.stack.sgd.plain else \
+            torch.full((m, 1), 1 / s0.batch_size, device=device)
+        self.gamma = torch.tensor([s.focal_gamma for s in settings], device=device) \
+            if any(s.focal_gamma for s in settings) else None
+        self.monitors = [Monitor(d, s.collapse_patience, s.stop_loss, s.extra_steps) for d, s in zip(data, settings)]
+        self.recorder = Recorder(m, total, s0.record_every, s0.confident_prob, device, snapshot, snapshot_steps)
+        self.results: list[TrainResult | None] = [None] * m
+        self.step, self.order = 0, None
+
+    def take_step(self) -> None:
+        """One SGD step of every model still in the stack, and its records."""
+        stack, step, rows = self.stack, self.step, self.stack.rows
+        per_epoch = self.data.n // self.s0.batch_size
+        if step % per_epoch == 0:
+            self.order = torch.stack([torch.randperm(self.data.n, device=rows.device, generator=self.gens[i])
+                                      for i in stack.active])
+        x, y, conflicting = self.data.minibatch(rows, self.order, step % per_epoch * self.s0.batch_size)
+        scale = self.scales[rows, step if stack.sgd.plain else 0]
+        losses, logits, grads = self.step_fn(stack.weights, x, y, scale, None if self.gamma is None else
+                                             self.gamma[rows], stack.sgd.plain)
+        if grads is not None:
+            stack.sgd.apply(stack.weights, grads, self.lrs[rows, step])
+        self.step = step = step + 1
+        if self.recorder.due(step):
+            self.recorder.add(rows, step, losses, logits, y, conflicting, stack.weights)
+        self.recorder.snap(step, self.models, stack.active)
+
+    def due(self) -> bool:
+        """Whether the stopping rules are checked after this step."""
+        step, deadlines = self.step, {self.monitors[i].deadline for i in self.stack.active} - {None}
+        return step % self.s0.eval_every == 0 or step == self.s0.max_steps or step in deadlines
+
+    def evaluate(self) -> list[int]:
+        """Check every model's stopping rules on its full training set; returns the models that stop now."""
+        stack, step, rows = self.stack, self.step, self.stack.rows
+        finite = self.recorder.finite(rows, step, self.s0.eval_every)
+        for w in stack.weights:
+            finite &= torch.isfinite(w.flatten(1)).all(1)
+        accs, losses, alive = _stacked_stats(self.forward, stack.weights, self.data.xs, self.data.ys,
+                                             self.data.which[rows])
+        done = []
+        for i, ok, acc, loss, on in zip(stack.active, finite.tolist(), accs, losses, alive):
+            reason = self.monitors[i].check(ok, acc, loss, on, step, at_cap=step >= self.s0.max_steps)
+            if reason:
+                self.results[i] = self.monitors[i].result(reason, step, self.recorder, i)
+                done.append(i)
+        if done:
+            self.order = stack.drop(set(done), self.order)
+        return done
+
+
 def train_batched(models: Sequence[nn.Module], data: Sequence[Split], settings: Sequence[TrainSettings], *,
                   seed: Sequence[int], progress: bool = False, snapshot: Sequence[Snapshot] | None = None,
                   snapshot_steps: Sequence[int] = (), on_done: OnDone | None = None) -> list[TrainResult]:
@@ -290,67 +375,17 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], settings: 
     rounding only, and their numbers depend on their batch-mates.
     """
     _check(models, data, settings, seed)
-    m, s0, device, n = len(models), settings[0], data[0].x.device, len(data[0])
-    distinct = list({id(d.x): d for d in data}.values())
-    which = torch.tensor([[id(d.x) for d in distinct].index(id(d.x)) for d in data], device=device)
-    xs, ys = torch.stack([d.x for d in distinct]), torch.stack([d.y for d in distinct])  # (K, n, ...), K distinct sets
-    # every sample of every distinct set, one row each, and buffers for a step's minibatches
-    tables = [t.flatten(0, 1) for t in (xs, ys, torch.stack([d.conflicting for d in distinct]))]
-    batch_bufs = [t.new_empty(m * s0.batch_size, *t.shape[1:]) for t in tables]
-    stack = _Stack(models, settings, device)
-    fcn = StackedFcn() if stacked_kernel(models[0], s0) else None
-    step_fn, forward = (fcn.step, fcn.forward) if fcn else _autograd_path(models[0])
-    gens = [generator(s, "data_order", device) for s in seed]
-    total = s0.max_steps + max(s.extra_steps for s in settings)
-    lrs = torch.stack([lr_table(s, total) for s in settings]).to(device)  # (M, steps)
-    # plain SGD folds lr / B into the backward pass; otherwise the gradient is the mean's (1 / B)
-    scales = lrs / s0.batch_size if stack.sgd.plain else torch.full((m, 1), 1 / s0.batch_size, device=device)
-    gamma = torch.tensor([s.focal_gamma for s in settings], device=device) if any(s.focal_gamma for s in settings) \
-        else None
-    monitors = [Monitor(d, s.collapse_patience, s.stop_loss, s.extra_steps) for d, s in zip(data, settings)]
-    recorder = Recorder(m, total, s0.record_every, s0.confident_prob, device, snapshot, snapshot_steps)
-    results: list[TrainResult | None] = [None] * m
-    deadlines: set[int] = set()  # steps at which a fit model's extra steps end
-    steps_per_epoch, step = n // s0.batch_size, 0
-    bar = tqdm(total=s0.max_steps, desc=f"{m} models", unit="step", leave=False, disable=not progress)
-    recorder.snap(0, models, stack.active)
-    while stack.active:
-        rows = stack.rows
-        if step % steps_per_epoch == 0:
-            perms = torch.stack([torch.randperm(n, device=device, generator=gens[i]) for i in stack.active])
-        start = step % steps_per_epoch * s0.batch_size
-        flat = (which[rows, None] * n + perms[:, start:start + s0.batch_size]).view(-1)  # (A B,) rows of the tables
-        x, y, conflicting = (torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), s0.batch_size,
-                                                                                    *t.shape[1:])
-                             for t, buf in zip(tables, batch_bufs))
-        scale = scales[rows, step if stack.sgd.plain else 0]
-        losses, logits, grads = step_fn(stack.weights, x, y, scale, None if gamma is None else gamma[rows],
-                                        stack.sgd.plain)
-        if grads is not None:
-            stack.sgd.apply(stack.weights, grads, lrs[rows, step])
-        step += 1
-        if recorder.due(step):
-            recorder.add(rows, step, losses, logits, y, conflicting, stack.weights)
-        recorder.snap(step, models, stack.active)
-        if step % s0.eval_every and step != s0.max_steps and step not in deadlines:
-            continue
-        bar.update(s0.eval_every)
-        finite = recorder.finite(rows, step, s0.eval_every)
-        for w in stack.weights:
-            finite &= torch.isfinite(w.flatten(1)).all(1)
-        accs, train_losses, alive = _stacked_stats(forward, stack.weights, xs, ys, which[rows])
-        done = set()
-        for i, ok, acc, loss, on in zip(stack.active, finite.tolist(), accs, train_losses, alive):
-            reason = monitors[i].check(ok, acc, loss, on, step, at_cap=step >= s0.max_steps)
-            if reason:
-                results[i] = monitors[i].result(reason, step, recorder, i)
-                done.add(i)
-        if done:
-            perms = stack.drop(done, perms)
-            for i in sorted(done):
+    run = _Batched(models, data, settings, seed, snapshot, snapshot_steps)
+    run.recorder.snap(0, models, run.stack.active)
+    with tqdm(total=settings[0].max_steps, desc=f"{len(models)} models", unit="step", leave=False,
+              disable=not progress) as bar:
+        while run.stack.active:
+            run.take_step()
+            if not run.due():
+                continue
+            bar.update(settings[0].eval_every)
+            for i in run.evaluate():
                 if on_done:
-                    on_done(i, results[i])
-            bar.set_postfix(training=len(stack.active))
-        deadlines = {monitors[i].deadline for i in stack.active} - {None}
-    bar.close()
-    return results
+                    on_done(i, run.results[i])
+            bar.set_postfix(training=len(run.stack.active))
+    return run.results
