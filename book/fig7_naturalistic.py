@@ -34,14 +34,10 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from lrsc import claims, paper, plots, report
-from lrsc.book import resolve
+from lrsc.book import chapter_sweeps
 from lrsc.runs import load_data
-from lrsc.sweep import run_sweeps
 
-out = resolve(results_dir)
-results = run_sweeps(sweep_params, out, overrides, progress)
-claims.record(out, "fig7_naturalistic", {"sweeps": sweep_params})
-table = claims.ledger(out, chapter="fig7_naturalistic")
+out, results, table = chapter_sweeps("fig7_naturalistic", sweep_params, results_dir, overrides, progress)
 glue("fig7_paper_protocol", paper.QUOTES["swin_protocol"].value, display=False)
 glue("fig7_paper_celeba", paper.QUOTES["celeba_coding"].value, display=False)
 groups = {}
@@ -65,9 +61,7 @@ fig = plots.metrics_grid(results, ("worst_group_acc", "test_acc", "prunability",
 glue("fig7_grid", fig, display=False)
 plt.close(fig)
 for var, short in (("worst_group_acc", "wga"), ("prunability", "prune"), ("csi", "csi")):
-    rows = table[table.variable == var]
-    glue(f"fig7_{short}", "; ".join(f"{r.on}: {claims.says(table, i)}" for i, r in rows.iterrows()) or "not judged",
-         display=False)
+    glue(f"fig7_{short}", claims.says_each(table, var), display=False)
 theirs = paper.tab1("celeba", "swin_t")
 glue("fig7_paper", f"LRs {paper.span(theirs['lr'])}: unbiased accuracy {paper.span(theirs['test_acc'], True)}, "
      f"prunability {paper.span(theirs['prunability'])} and CSI {paper.span(theirs['csi'])}", display=False)

@@ -65,9 +65,7 @@ fig = plots.metrics_grid(results, ("test_acc", "attr_entropy", "bg_share"))
 glue("std_grid", fig, display=False)
 plt.close(fig)
 for var, short in (("test_acc", "acc"), ("attr_entropy", "entropy"), ("bg_share", "bg")):
-    rows = table[table.variable == var]
-    glue(f"std_{short}", "; ".join(f"{r.on}: {claims.says(table, i)}" for i, r in rows.iterrows()) or "not judged",
-         display=False)
+    glue(f"std_{short}", claims.says_each(table, var), display=False)
 
 # %% [markdown]
 # ```{glue:figure} std_grid

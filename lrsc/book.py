@@ -242,3 +242,15 @@ def chapter_times(root: str | Path = ".") -> dict[str, float]:
     path = project_root(root) / "_build" / "chapter_times.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
+
+def chapter_sweeps(chapter: str, sweep_params: list[str], results_dir: str | Path, overrides: dict | None = None,
+                   progress: bool = False):
+    """Run (or read from the run store) a chapter's LR sweeps, record them as the sweeps its claims are
+    judged on, and judge them: ``(results folder, {title: dataset}, the chapter's verdict table)``."""
+    from lrsc import claims
+    from lrsc.sweep import run_sweeps
+
+    out = resolve(results_dir)
+    results = run_sweeps(sweep_params, out, overrides, progress)
+    claims.record(out, chapter, {"sweeps": sweep_params})
+    return out, results, claims.ledger(out, chapter=chapter)

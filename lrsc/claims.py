@@ -403,3 +403,11 @@ def chapter_table(results_dir: str | Path, chapter: str) -> tuple[pd.DataFrame, 
     """A chapter's own verdicts: its :func:`ledger` rows and their Markdown table."""
     table = ledger(results_dir, chapter=chapter)
     return table, markdown(table)
+
+
+def says_each(table: pd.DataFrame, variable: str) -> str:
+    """:func:`says` for every judged trend claim on ``variable`` in ``table``, each after its sweep's
+    name, joined by semicolons (``"not judged in this build"`` when there is none)."""
+    rows = table[table.variable == variable]
+    return "; ".join(f"{row.on}: {says(table, claim_id)}" for claim_id, row in rows.iterrows()) or \
+        "not judged in this build"
