@@ -68,7 +68,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     from lrsc import collect, sweepdir
 
-    results = collect.collect(args.dir)
+    results = collect.collect(args.dir, progress=True)
     sweepdir.write_results(Path(args.dir), results, collect.provenance(args.dir))
     print(f"wrote {args.dir}/results.nc: {dict(results.sizes)}")
     return 1 if (results.status == "damaged").any() else 0
@@ -82,10 +82,9 @@ def _book(args: argparse.Namespace) -> None:
     build_book(args.root, profile=args.profile, execute=not args.no_execute, only=args.only, overrides=overrides)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrsc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
     p = sub.add_parser("sweep", help="run or resume a sweep from a params YAML")
     p.add_argument("params", help="sweep config, e.g. params/quick/parity.yaml")
     p.add_argument("--out", required=True, help="the sweep's folder (its config and results.nc go here)")
@@ -108,15 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slurm-cpus", type=int, default=1, help="slurm: CPU cores per job")
     p.add_argument("--slurm-folder", help="slurm: submitit's logs, on a shared filesystem (default: OUT/slurm)")
     p.set_defaults(func=_sweep)
-
-    p = sub.add_parser("status", help="count a sweep's pending, running, done, failed and diverged runs")
-    p.add_argument("dir", help="the sweep's --out folder")
-    p.set_defaults(func=_status)
-
-    p = sub.add_parser("collect", help="rebuild DIR/results.nc from the stored runs")
-    p.add_argument("dir", help="the sweep's --out folder")
-    p.set_defaults(func=_collect)
-
+    for name, func, text in (("status", _status, "count a sweep's runs by status; list claims, failures and damage"),
+                             ("collect", _collect, "rebuild DIR/results.nc from the run store")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("dir", help="the sweep's --out folder")
+        p.set_defaults(func=func)
     p = sub.add_parser("book", help="execute every chapter with papermill, then build the HTML book")
     p.add_argument("--profile", default="quick", help="parameter set under params/<profile>/ (quick or full)")
     p.add_argument("--root", default=".", help="project root holding _toc.yml (default: current folder)")
@@ -126,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --only: override a setting of every sweep the chapter runs, e.g. --set grid.lr=[0.1,0.5]")
     p.set_defaults(func=_book)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command of ``argv``; returns the exit status (2 for bad input, 1 for failed runs,
+    130 when interrupted)."""
+    args = _parser().parse_args(argv)
     _log_to_stderr()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # SIGTERM stops a sweep as Ctrl-C does
@@ -149,13 +149,24 @@ def main(argv: list[str] | None = None) -> int:
     return code or 0
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test may have swapped it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _log_to_stderr() -> None:
     """Show lrsc's notices (runs set aside, engines' choices) as ``lrsc: ...`` lines on stderr."""
     log = logging.getLogger("lrsc")
-    if not any(getattr(h, "_lrsc", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("lrsc: %(message)s"))
-        handler._lrsc = True
         log.addHandler(handler)
     log.setLevel(logging.INFO)
 

@@ -153,3 +153,14 @@ def evaluate(run: dict, model: nn.Module, test_set: Split, result: TrainResult |
         value = _nan_like(ev, var) if var.kind == "model" and not ev.finite else var.compute(ev)
         out[var.name] = np.asarray(value, dtype=var.dtype)
     return out
+
+
+def measure(model: nn.Module, test_set: Split, names: tuple[str, ...] | None = None, seed: int = 0,
+            **metric_settings) -> dict[str, np.ndarray]:
+    """The registered model variables ``names`` (default: all) of a model you trained yourself, on
+    its unbiased ``test_set``, with the metric settings' defaults changed by ``metric_settings``
+    (e.g. ``n_attr=100``); ``seed`` draws the random inputs of the activation statistics."""
+    from lrsc.settings import MetricSettings
+
+    run = {"seed": seed, "metrics": MetricSettings.from_config(metric_settings).to_config()}
+    return evaluate(run, model, test_set, None, names)
