@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lrsc import attribution, config, models, variables
+from lrsc import attribution, config, models
+from lrsc.evaluation import evaluate
 from lrsc.datasets import Split
 from lrsc.errors import ConfigError
 
@@ -80,7 +81,7 @@ def test_bg_share_is_stored_with_masks_only():
     test = Split(images, y, y.clone(), num_classes=2, num_bias=2)
     model = models.build("cnn", input_shape=(3, 32, 32), num_classes=2, width=1 / 16)
     run = config.expand(config.load({"metrics": {"n_attr": 6, "ig_steps": 4, "bg_mask": "grabcut"}}))[0]
-    share = variables.evaluate(run, model, test, None, ("bg_share",))["bg_share"]
+    share = evaluate(run, model, test, None, ("bg_share",))["bg_share"]
     assert 0 < float(share) < 1
     run["metrics"]["bg_mask"] = "none"
-    assert math.isnan(float(variables.evaluate(run, model, test, None, ("bg_share",))["bg_share"]))
+    assert math.isnan(float(evaluate(run, model, test, None, ("bg_share",))["bg_share"]))

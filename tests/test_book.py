@@ -1,95 +1,136 @@
-"""The book end to end: a chapter executed by papermill with tiny parameters, then built."""
-import copy
+"""The whole book end to end on tiny sweeps: every chapter executed by papermill and built, each
+page's verdicts the claims page's rows, the prose's verdicts the table's, and pages that speak
+to readers (no console output, no internal documents, figures with alt text)."""
 import re
-import shutil
 from pathlib import Path
 
+import nbformat
+import numpy as np
 import pytest
-import yaml
 
-from conftest import TINY_PARITY
-from lrsc.book import build_book
+from lrsc import claims
+from lrsc.book import build_book, chapter_times, inline_glue
 from lrsc.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+import book_project
+
+CHAPTERS = [name for name in book_project.chapters() if name not in ("intro", "claims")]
 
 
-def _tiny_project(tmp_path: Path) -> Path:
-    """A copy of the book with the front page, the claims page, the parity, representations and
-    mechanism chapters (all but parity reload the parity chapter's sweeps) and a 'tiny' profile of
-    fast sweeps."""
-    root = tmp_path / "project"
-    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
-    shutil.copy(ROOT / "_config.yml", root)
-    (root / "_toc.yml").write_text(yaml.safe_dump(
-        {"format": "jb-book", "root": "book/intro", "chapters": [
-            {"file": "book/claims"}, {"file": "book/fig3_parity"}, {"file": "book/fig5_representations"}, {"file": "book/fig12_13_mechanism"}]}))
-    params = root / "params" / "tiny"
-    params.mkdir(parents=True)
-    parity = copy.deepcopy(TINY_PARITY)
-    parity["metrics"]["snapshot_steps"] = [0, 20, 100]
-    settings = copy.deepcopy(TINY_PARITY)
-    settings["grid"] = {"dataset_params.rho": [0.1, 0.3], "lr": [0.3, 1.0], "seed": [0]}
-    moon = copy.deepcopy(TINY_PARITY)
-    moon.update(dataset="moon_star", dataset_params={"rho": 0.1, "image_size": 12, "n_train": 200, "n_test": 200})
-    for name, cfg in (("parity", parity), ("settings", settings), ("moon_star", moon)):
-        (params / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
-    (params / "fig3_parity.yaml").write_text(yaml.safe_dump({
-        "parity_params": "params/tiny/parity.yaml", "moon_star_params": "params/tiny/moon_star.yaml",
-        "settings_params": "params/tiny/settings.yaml", "results_dir": "results/tiny"}))
-    (params / "intro.yaml").write_text(yaml.safe_dump({"results_dir": "results/tiny"}))
-    (params / "claims.yaml").write_text(yaml.safe_dump({"results_dir": "results/tiny", "reads_only": True}))
-    (params / "fig5_representations.yaml").write_text(yaml.safe_dump({
-        "sweep_params": ["params/tiny/parity.yaml"], "results_dir": "results/tiny"}))
-    (params / "fig12_13_mechanism.yaml").write_text(yaml.safe_dump({
-        "sweep_params": ["params/tiny/parity.yaml", "params/tiny/moon_star.yaml"],
-        "dynamics_params": "params/tiny/parity.yaml", "smooth": 2, "n_batch": 100, "results_dir": "results/tiny"}))
-    return root
+def _text(page: Path) -> str:
+    """A page's visible text: its main part, folded code cells left out."""
+    html = page.read_text()
+    html = html[html.find("<main"):html.find("</main>")]
+    html = re.sub(r"<details.*?</details>", "", html, flags=re.S)
+    html = re.sub(r'<div class="cell_input.*?</div>\s*</div>\s*</div>', "", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-def test_book_executes_the_parity_chapter_and_builds_html(tmp_path):
-    root = _tiny_project(tmp_path)
-    html = build_book(root, profile="tiny")
-    page = (html / "book" / "fig3_parity.html").read_text()
-    assert "Fig. 3" in page and page.count("<img") >= 3  # metrics, attributions, moon-star figures
-    assert "Traceback" not in page
-    # Glued numbers are the run's own: the page quotes the table's accuracy at the largest LR.
-    from lrsc import report, store
-
-    ds = store.load(root / "results" / "tiny" / "parity" / "results.nc")
-    assert f"{100 * float(ds.test_acc.sel(lr=1.0).mean()):.1f}" in page
-    assert (root / "book" / "fig3_parity.ipynb").is_file()
-    # Code is folded, papermill's injected cell is gone, figures are numbered and cited.
-    visible = re.sub(r"<details.*?</details>", "", page, flags=re.S)  # folded inputs are <details> blocks
-    assert "glue(" not in visible and "injected-parameters" not in page
-    assert page.count('<span class="caption-number">Figure ') >= 3
-    # The front page ran last: it counts the sweeps the parity chapter stored, the settings
-    # sweep (dims beyond lr and seed) left out.
-    table = report.headline(root / "results" / "tiny")
-    assert list(table.index) == ["moon_star", "parity"]
-    intro = (html / "book" / "intro.html").read_text()
-    assert "Of the 2 sweeps" in re.sub(r"<[^>]+>", "", intro) and "<img" in intro and "Traceback" not in intro
-    # The representation and mechanism chapters reload the stored sweeps and quote their own verdicts.
-    for name, figures in (("fig5_representations", 1), ("fig12_13_mechanism", 4)):
-        chapter = (html / "book" / f"{name}.html").read_text()
-        assert "Traceback" not in chapter and chapter.count('<span class="caption-number">Figure ') == figures
-    text = re.sub(r"<[^>]+>", "", (html / "book" / "fig5_representations.html").read_text())
-    verdicts = report.trend_table({"p": ds}, {"CSI": "csi"})
-    assert f"the CSI clearly rises\nwith LR in {int((verdicts[('CSI', 'verdict')] == 'agrees').sum())}" in text
-    # The claims page ran after the chapters (first in the TOC): its counts are the ledger's,
-    # its table links each claim to its chapter, and it draws the settings map.
-    from lrsc import claims
-
-    ledger = claims.ledger(root / "results" / "tiny")
-    page = (html / "book" / "claims.html").read_text()
-    text = re.sub(r"<[^>]+>", "", re.sub(r"<details.*?</details>", "", page, flags=re.S))
-    assert "Traceback" not in page and page.count('<span class="caption-number">Figure ') == 1
-    assert 'href="fig3_parity.html' in page and "<table" in page and "{doc}" not in text
-    assert f"{int((ledger.verdict == 'agrees').sum())} agree with the paper" in text
-    assert (ledger.verdict != claims.NOT_RUN).sum() >= 8  # parity and moon-star claims, and Fig. 12
+def _glued(nb) -> dict[str, dict]:
+    found = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            record = out.get("metadata", {}).get("scrapbook")
+            if record:
+                found[record["name"]] = {k.removeprefix(record["mime_prefix"]): v for k, v in out["data"].items()}
+    return found
 
 
-def test_unknown_profile_is_a_clear_error(tmp_path):
-    root = _tiny_project(tmp_path)
+def test_every_page_is_built_and_speaks_to_readers(tiny_book):
+    root, html = tiny_book
+    for name in ("intro", "claims", "definitions", *CHAPTERS, "scaling_out"):
+        page = html / "book" / f"{name}.html"
+        raw, text = page.read_text(), _text(page)
+        assert "Traceback" not in raw and "Error" not in text, name
+        for internal in ("SPEC", "extraction", "shared/", "lrsc: ", "Warning", "issue"):
+            assert internal not in text, (name, internal)
+        for tag in re.findall(r"<img[^>]*>", raw):
+            assert re.search(r'alt="[^"]+"', tag), (name, tag[:120])
+        assert "Figure " not in text.replace("Book figure", "")  # our figures cannot be read as the paper's
+    assert set(chapter_times(root)) >= set(CHAPTERS)
+
+
+def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):
+    root, _ = tiny_book
+    results = root / "results" / "tiny"
+    everything = claims.ledger(results)
+    claims_page = _glued(nbformat.read(root / "book" / "claims.ipynb", as_version=4))["claims_table"]["text/markdown"]
+    for name in CHAPTERS:
+        own = claims.ledger(results, chapter=name)
+        assert own.equals(everything[everything.chapter == name]), name
+        nb = nbformat.read(root / "book" / f"{name}.ipynb", as_version=4)
+        tables = [v["text/markdown"] for k, v in _glued(nb).items() if k.endswith("_claims")]
+        assert tables == [claims.markdown(own)], name
+        for _, row in own.iterrows():  # the claims page has the same row, word for word
+            assert f"| {row.figure} | {row.claim} | {row.on} |" in claims_page
+    assert len(everything) >= 30
+
+
+def test_no_verdict_outruns_its_interval(tiny_book):
+    root, _ = tiny_book
+    table = claims.ledger(root / "results" / "tiny")
+    decided = table[table.verdict.isin(["agrees", "disagrees"]) & table.low.notna()]
+    assert len(decided) > 0
+    assert ((decided.low > 0) | (decided.high < 0)).all()  # the interval excludes zero
+    paired = table[table.low.notna()]
+    assert paired.effect.str.contains("90% CI").all() and paired.effect.str.contains("seeds").all()
+    untestable = table[table.verdict == "untestable"]
+    assert (untestable.reason != "").all() or (untestable.effect != "").all()
+
+
+def test_prose_states_the_tables_verdicts(tiny_book):
+    root, html = tiny_book
+    table = claims.ledger(root / "results" / "tiny", chapter="fig3_parity")
+    glued = _glued(nbformat.read(root / "book" / "fig3_parity.ipynb", as_version=4))
+    for short, var in (("acc", "test_acc"), ("prune", "prunability"), ("core", "attr_core")):
+        said = glued[f"parity_{short}_says"]["text/plain"].strip("'\"")
+        assert said == claims.says(table, f"fig3.parity.{var}")
+        assert said.split(" (")[0] in _text(html / "book" / "fig3_parity.html")
+    front = _text(html / "book" / "intro.html")
+    counts = claims.counts(claims.ledger(root / "results" / "tiny"))
+    assert f"{counts['agrees']} agree with the paper" in front and f"{counts['untestable']} are untestable" in front
+
+
+def test_parameters_shown_once_and_glue_readable_outside_the_book(tiny_book):
+    root, _ = tiny_book
+    nb = nbformat.read(root / "book" / "fig3_parity.ipynb", as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert not any("injected-parameters" in t for t in tags)
+    params = next(c for c, t in zip(nb.cells, tags) if "parameters" in t)
+    assert "parity_params = 'params/tiny/parity.yaml'" in params.source  # what ran, not the default
+    assert "# sweep config of the parity figure" in params.source  # with its comment
+    standalone = nbformat.read(root / "_build" / "notebooks" / "fig3_parity.ipynb", as_version=4)
+    markdown = "\n".join(c.source for c in standalone.cells if c.cell_type == "markdown")
+    assert "{glue" not in markdown and "data:image/png;base64," in markdown
+    again = nbformat.read(root / "book" / "fig3_parity.ipynb", as_version=4)
+    inline_glue(again)
+    assert "{glue" not in "\n".join(c.source for c in again.cells if c.cell_type == "markdown")
+
+
+def test_one_chapter_reruns_with_one_command(tiny_book):
+    root, html = tiny_book
+    before = (root / "book" / "fig5_representations.ipynb").stat().st_mtime
+    build_book(root, profile="tiny", only=["fig5_representations"], overrides={"grid.seed": [0, 1]})
+    nb = nbformat.read(root / "book" / "fig5_representations.ipynb", as_version=4)
+    assert (root / "book" / "fig5_representations.ipynb").stat().st_mtime > before
+    assert "overrides = {'grid.seed': [0, 1]}" in next(c.source for c in nb.cells if "parameters" in c.metadata.get(
+        "tags", []))
+    assert "2 seeds" in _text(html / "book" / "fig5_representations.html")  # the rebuilt page shows what ran
+    with pytest.raises(ConfigError, match="--set goes with --only"):
+        build_book(root, profile="tiny", overrides={"grid.seed": [0]})
+    with pytest.raises(ConfigError, match="runs no sweep of its own"):
+        build_book(root, profile="tiny", only=["claims"], overrides={"grid.seed": [0]})
+
+
+def test_unknown_profile_is_a_clear_error(tiny_book):
+    root, _ = tiny_book
     with pytest.raises(ConfigError, match="profile 'huge' lacks parameter files.*available profiles: tiny"):
-        build_book(root, profile="huge")
+        build_book(root, profile="huge", execute=False)
+
+
+def test_figures_are_numbered_captioned_and_drawn(tiny_book):
+    _, html = tiny_book
+    page = (html / "book" / "fig3_parity.html").read_text()
+    assert page.count('<span class="caption-number">Book figure ') >= 4
+    assert np.all([Path(html / "book" / src).is_file() or src.startswith("data:")
+                   for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page)])

@@ -5,9 +5,12 @@ import torch
 import xarray as xr
 import yaml
 
-from lrsc import hyper, soup, variables
+from conftest import run_store
+from lrsc import hyper, paper, soup, variables
+from lrsc.evaluation import evaluate
 from lrsc.mechanism import load_model
-from lrsc.sweep import load_data, run_sweep
+from lrsc.runs import load_data
+from lrsc.sweep import run_sweep
 
 
 def _sweep(axis: str, values: list, acc: list, prun: list) -> xr.Dataset:
@@ -22,7 +25,8 @@ def _sweep(axis: str, values: list, acc: list, prun: list) -> xr.Dataset:
                        "csi": ((axis, "seed"), np.zeros(shape)),
                        "converged": ((axis, "seed"), converged),
                        "diverged": ((axis, "seed"), np.zeros(shape, bool))},
-                      coords={axis: values, "seed": [0, 1]})
+                      coords={axis: values, "seed": [0, 1]}).assign(
+        test_acc=lambda d: d.test_acc.assign_attrs(variables.get("test_acc").attrs()))
 
 
 def test_ranges_and_effects_known_answers():
@@ -30,20 +34,13 @@ def test_ranges_and_effects_known_answers():
                # a smaller batch acts as a larger LR: accuracy rises as the batch shrinks, prunability falls
                "batch_size": _sweep("batch_size", [100, 50, 25, 10, 5], [0.6, 0.65, 0.7, 0.75, 0.0],
                                     [0.8, 0.7, 0.6, 0.5, 0.0])}
-    table = hyper.ranges_table(results, ("test_acc", "prunability"))
+    table = hyper.ranges_table(results, "mnist_cifar", ("test_acc", "prunability"))
     row = table.loc["learning rate"]
     assert row[("range", "ours")] == "0.1 – 0.8"  # the unconverged LR 1.6 is not compared
     assert row[("test_acc", "min")] == pytest.approx(60) and row[("test_acc", "max")] == pytest.approx(90)
-    assert row[("prunability", "max")] == pytest.approx(0.8)
-    assert row[("test_acc", "paper max")] == hyper.PAPER_TAB2["lr"][1][1]
+    assert row[("prunability", "max")] == pytest.approx(0.8)  # each min and max on its own
+    assert (row[("test_acc", "paper min")], row[("test_acc", "paper max")]) == paper.TAB2["mnist_cifar"]["lr"][1]
     assert table.loc["batch size", ("range", "ours")] == "10 – 100"
-
-    effects = hyper.effects_table(results, ("test_acc", "prunability"))
-    assert effects.loc["learning rate", ("both", "")]
-    assert effects.loc["learning rate", ("test_acc", "effect")] == pytest.approx(20)  # halves 0.85 - 0.65, in points
-    assert effects.loc["batch size", ("test_acc", "direction")] == "improves"
-    assert effects.loc["batch size", ("prunability", "direction")] == "worsens"
-    assert not effects.loc["batch size", ("both", "")]
 
 
 def test_soup_of_a_model_with_itself_is_the_model(tmp_path, tiny_parity):
@@ -54,6 +51,7 @@ def test_soup_of_a_model_with_itself_is_the_model(tmp_path, tiny_parity):
 
     ds = run_sweep(tiny_parity, tmp_path / "s", device="cpu", progress=False)
     soups = soup.pair_soups(tmp_path / "s", names=("test_acc", "prunability"))
+    assert set(soups.seed.values.tolist()) == {0, 1}
     assert soups.test_acc.dims == ("lr_a", "lr_b", "seed")
     # the diagonal is each stored model alone, evaluated again
     np.testing.assert_allclose(np.diagonal(soups.test_acc.values).T, ds.test_acc.values)
@@ -62,7 +60,7 @@ def test_soup_of_a_model_with_itself_is_the_model(tmp_path, tiny_parity):
     model, run = load_model(tmp_path / "s", lr=0.3, seed=0)
     other_model, _ = load_model(tmp_path / "s", lr=1.0, seed=0)
     model.load_state_dict(soup.average([model.state_dict(), other_model.state_dict()]))
-    expected = variables.evaluate(run, model, load_data(run, torch.device("cpu"))[1], None, ("test_acc",))["test_acc"]
+    expected = evaluate(run, model, load_data(run)[1], None, ("test_acc",))["test_acc"]
     assert soups.test_acc.sel(lr_a=0.3, lr_b=1.0, seed=0).item() == pytest.approx(float(expected))
 
 
@@ -80,25 +78,9 @@ def test_sweep_each_stores_one_axis_per_hyperparameter(tmp_path, tiny_parity):
     assert list(results) == ["lr", "l1", "focal_gamma"]
     assert set(results["l1"].test_acc.dims) == {"seed", "l1"}
     assert float(results["l1"].lr) == 0.3
-    # the plain point of every sweep is the LR sweep's run at that LR: same numbers
+    # the plain point of every sweep is the LR sweep's run at that LR: the same stored run, trained once
     np.testing.assert_array_equal(results["l1"].test_acc.sel(l1=0.0).values,
                                   results["lr"].test_acc.sel(lr=0.3).values)
     assert (tmp_path / "out" / "hp_focal_gamma" / "results.nc").is_file()
-
-
-def test_both_claims_of_the_ledger(tmp_path):
-    from lrsc import claims
-
-    def put(folder, ds):
-        (tmp_path / folder).mkdir()
-        ds.expand_dims(lr=[0.05]).to_netcdf(tmp_path / folder / "results.nc") if "lr" not in ds.dims \
-            else ds.to_netcdf(tmp_path / folder / "results.nc")
-
-    put("hp_parity", _sweep("lr", [0.1, 0.2, 0.4, 0.8, 1.6], [0.6, 0.7, 0.8, 0.9, 0.1], [0.5, 0.6, 0.7, 0.8, 0.0]))
-    put("hp_momentum", _sweep("momentum", [0.0, 0.5, 0.8, 0.9, 0.95], [0.6, 0.7, 0.8, 0.9, 0], [0.5, 0.6, 0.7, 0.8, 0]))
-    put("hp_l1", _sweep("l1", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], [0.6, 0.7, 0.8, 0.9, 0], [0.8, 0.7, 0.6, 0.5, 0]))
-    table = claims.ledger(tmp_path)
-    assert table.loc["fig6.lr.both", "verdict"] == "agrees"
-    assert table.loc["fig6.momentum.both", "verdict"] == "disagrees"  # momentum gets both here
-    assert table.loc["fig6.l1.both", "verdict"] == "agrees"  # L1 trades prunability for accuracy
-    assert table.loc["fig6.asam_rho.both", "verdict"] == claims.NOT_RUN
+    assert len(list(run_store(tmp_path / "out" / "p").root.glob("*.nc"))) == 4 + 2 + 2  # 8 runs, not 12
+    assert results["l1"].attrs["title"].endswith("L1 at LR 0.3")

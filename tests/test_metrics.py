@@ -6,7 +6,7 @@ import torch
 
 from lrsc import metrics, models, prune
 from lrsc.attribution import integrated_gradients, region_shares
-from lrsc.train import bc_loss_ratio
+from lrsc.records import bc_loss_ratio
 
 
 def test_accuracy_from_ids_and_logits():
@@ -167,7 +167,7 @@ def test_global_pruning_ranks_across_layers():
 
 
 def test_step_records_by_hand():
-    from lrsc.train import RECORDS, step_records
+    from lrsc.records import RECORDS, step_records
 
     logits = torch.tensor([[[3.0, 0.0], [0.0, 3.0], [0.0, 0.0], [4.0, 0.0]]])  # (A=1, B=4, K=2)
     y = torch.tensor([[0, 0, 1, 1]])

@@ -7,8 +7,10 @@ import pytest
 import xarray as xr
 import yaml
 
-from lrsc import store, sweep
+from conftest import run_store
+from lrsc import sweep, units
 from lrsc.cli import main
+from lrsc.collect import load
 
 VARIABLES = ["test_acc", "worst_group_acc", "prunability", "prune_curve", "act_comp", "act_sparsity", "class_sep",
              "csi", "bsi", "csi_shuffled", "attr_core", "attr_spurious", "attr_noise", "attr_entropy",
@@ -28,25 +30,32 @@ def test_cli_sweep_end_to_end(tmp_path, tiny_parity):
     proc = subprocess.run([sys.executable, "-m", "lrsc.cli", "sweep", str(params), "--out", str(out),
                            "--set", "grid.seed=[0]", "--device", "cpu"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    ds = store.load(out / "results.nc")
+    ds = load(out / "results.nc")
     assert dict(ds.sizes) == {"lr": 2, "seed": 1, "step": ds.sizes["step"], "prune_fraction": 2, "snapshot": 0,
-                              "neuron": 0}
+                              "neuron": 32}
     assert all(v in ds for v in VARIABLES) and (ds.status == "done").all()
     assert ds.prune_fraction.values.tolist() == [0.2, 0.5] and ds.step.values[0] == 10
     assert ds.prunability.equals(ds.prune_curve.mean("prune_fraction").astype(ds.prunability.dtype))
-    assert all(ds[v].attrs["description"] for v in VARIABLES if v != "status")
+    assert all(ds[v].attrs["description"] and ds[v].attrs["units"] and ds[v].attrs["long_name"] for v in VARIABLES)
+    assert ds.test_acc.attrs["display_units"] == "%" and ds.test_acc.attrs["display_scale"] == 100
     assert ds.lr.values.tolist() == [0.3, 1.0] and ds.seed.values.tolist() == [0]
     assert "lrsc_version" in ds.attrs and "test_acc" in ds.attrs["definitions"]
     assert yaml.safe_load(ds.attrs["config"])["grid"]["seed"] == [0]
     assert ds.converged.all() and not ds.diverged.any()
     shares = ds.attr_core + ds.attr_spurious + ds.attr_noise
     assert float(abs(shares - 1).max()) < 1e-5
-    assert len(list((out / "runs").glob("*.nc"))) == 2
+    assert len(list(run_store(out).root.glob("*.nc"))) == 2
+    provenance = xr.load_dataset(out / "results.nc", group="provenance")
+    assert {"lrsc_version", "torch_version", "python_version", "git_commit", "git_dirty", "device", "threads",
+            "training_path", "wall_time_s", "fit_step"} <= set(provenance.data_vars)
+    assert (provenance.device == "cpu").all() and (provenance.wall_time_s > 0).all()
+    assert (provenance.training_path == "stacked kernel").all() and provenance.wall_time_s.attrs["units"] == "s"
+    assert (provenance.fit_step.values == ds.steps.values).all()
 
 
 @pytest.mark.parametrize("override,message", [
     ("trian.lr=0.1", "unknown key 'trian'"),
-    ("train.lrate=0.1", "unknown key train.'lrate'"),
+    ("train.lrate=0.1", "unknown key train.lrate; valid keys: lr, batch_size"),
     ("train.batch_size=ten", "train.batch_size must be an integer, got 'ten'"),
     ("grid.lr=[0.1,-1]", "train.lr must be positive, got -1"),
     ("dataset=cifar5", "unknown dataset 'cifar5'; valid names:"),
@@ -69,34 +78,40 @@ def test_missing_params_file(tmp_path, capsys):
 
 
 def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatch):
-    full = sweep.run_sweep(tiny_parity, tmp_path / "full", device="cpu", progress=False, models_at_once=1)
+    full = sweep.run_sweep(tiny_parity, tmp_path / "a" / "full", device="cpu", progress=False, models_at_once=1)
 
     calls = []
-    real = sweep.run_one
+    real = units._train_one
 
-    def interrupted(run, *args, **kwargs):
+    def interrupted(store, run, *args, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C during the third run
         calls.append(run)
-        return real(run, *args, **kwargs)
+        return real(store, run, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "run_one", interrupted)
+    monkeypatch.setattr(units, "_train_one", interrupted)
+    out = tmp_path / "b" / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False, models_at_once=1)
-    assert len(list((tmp_path / "resumed" / "runs").glob("*.nc"))) == 2
-    assert not (tmp_path / "resumed" / "results.nc").exists()
+        sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1)
+    assert len(list(run_store(out).root.glob("*.nc"))) == 2
+    assert not (out / "results.nc").exists() and not list(run_store(out).root.glob("*.claim"))
 
     calls.clear()
-    monkeypatch.setattr(sweep, "run_one", lambda run, *a, **k: calls.append(run) or real(run, *a, **k))
-    resumed = sweep.run_sweep(tiny_parity, tmp_path / "resumed", device="cpu", progress=False, models_at_once=1)
+    monkeypatch.setattr(units, "_train_one", lambda store, run, *a, **k: calls.append(run) or real(store, run, *a, **k))
+    resumed = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1)
     assert len(calls) == 2  # only the two unfinished runs
-    xr.testing.assert_identical(full, resumed)
+    xr.testing.assert_identical(full.drop_attrs(), resumed.drop_attrs())
 
 
 def test_general_grid_axes(tmp_path, tiny_parity):
     tiny_parity["grid"] = {"dataset_params.rho": [0.05, 0.2], "lr": [1.0], "seed": [0]}
     ds = sweep.run_sweep(tiny_parity, tmp_path / "o", device="cpu", progress=False)
     assert list(ds.test_acc.dims) == ["rho", "lr", "seed"] and ds.rho.values.tolist() == [0.05, 0.2]
+    # the same axis from the command line: a dotted grid key is one axis, not a nested section
+    params = _write(tmp_path, {**tiny_parity, "grid": {"lr": [1.0], "seed": [0]}})
+    assert main(["sweep", str(params), "--out", str(tmp_path / "cli"), "--set", "grid.dataset_params.rho=[0.05,0.2]"]) == 0
+    cli = load(tmp_path / "cli" / "results.nc")  # the same runs, from the shared store, the axis last
+    xr.testing.assert_identical(cli.test_acc.transpose(*ds.test_acc.dims), ds.test_acc)
 
 
 def test_snapshots_and_records_in_the_results(tmp_path, tiny_parity):

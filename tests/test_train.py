@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from lrsc import datasets, models
-from lrsc.train import RECORDS, focal_weight, lr_table, train
+from lrsc.objective import focal_weight, lr_table
+from lrsc.records import RECORDS
+from lrsc.settings import TrainSettings
+from lrsc.train import train
 
 
 def _setup(seed=0, **params):
@@ -57,18 +60,23 @@ def test_same_seed_same_numbers():
     assert all(torch.equal(p, q) for p, q in zip(ma.parameters(), mb.parameters()))
 
 
+def _table(steps: int, **settings) -> torch.Tensor:
+    return lr_table(TrainSettings.from_config(settings), steps)
+
+
 def test_lr_schedules_known_values():
-    assert lr_table(0.5, 4).tolist() == [0.5] * 4
-    assert torch.allclose(lr_table(1.0, 6, "step", schedule_factor=0.1, schedule_at=3),
+    assert _table(4, lr=0.5).tolist() == [0.5] * 4
+    assert torch.allclose(_table(6, lr=1.0, schedule="step", schedule_factor=0.1, schedule_at=3),
                           torch.tensor([1, 1, 1, 0.1, 0.1, 0.1]))
     # cosine from 1 to 0.1 over 4 steps, then held: 0.1 + 0.9 (1 + cos(pi t / 4)) / 2
     expected = [0.1 + 0.45 * (1 + math.cos(math.pi * t / 4)) for t in range(5)] + [0.1]
-    assert torch.allclose(lr_table(1.0, 6, "cosine", schedule_steps=4, schedule_factor=0.1), torch.tensor(expected))
-    wsd = lr_table(2.0, 12, "wsd", schedule_steps=10, schedule_factor=0.0, warmup_steps=2, decay_frac=0.3)
+    assert torch.allclose(_table(6, lr=1.0, schedule="cosine", schedule_steps=4, schedule_factor=0.1),
+                          torch.tensor(expected))
+    wsd = _table(12, lr=2.0, schedule="wsd", schedule_steps=10, schedule_factor=0.0, warmup_steps=2, decay_frac=0.3)
     assert torch.allclose(wsd[:8], torch.tensor([0.0, 1.0, 2, 2, 2, 2, 2, 2]))  # linear warmup, then stable
     assert wsd[7] > wsd[8] > wsd[9] > wsd[10] == wsd[11] == 0  # decays to the end value and holds it
     # 0 schedule steps means the step cap
-    assert torch.equal(lr_table(1.0, 6, "cosine", schedule_factor=0.0, max_steps=4)[4:], torch.zeros(2))
+    assert torch.equal(_table(6, lr=1.0, schedule="cosine", schedule_factor=0.0, max_steps=4)[4:], torch.zeros(2))
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
