@@ -1,1 +1,0 @@
-"""Speed benchmarks of lrsc; run ``python -m benchmarks.run``."""
