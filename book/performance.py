@@ -196,7 +196,7 @@ glue("chapter_times_says", "The table gives the time each chapter took to execut
      "project folder's book build ran it, as measured on this machine." if times else
      "No build of this project folder has recorded its chapters' times yet.", display=False)
 glue("chapter_times", Markdown("| chapter | seconds |\n|:--|--:|\n" + "".join(
-    f"| {name} | {seconds:.0f} |\n" for name, seconds in sorted(times.items()))) if times else Markdown(""),
+    f"| {name} | {seconds:.0f} |\n" for name, seconds in times.items())) if times else Markdown(""),
     display=False)
 
 # %% [markdown]

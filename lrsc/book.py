@@ -237,10 +237,19 @@ def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, 
         times_path.write_text(json.dumps(times, indent=1))
 
 
+def chapter_title(root: Path, chapter: str) -> str:
+    """A chapter's title: the first Markdown heading of ``<chapter>.py``."""
+    heading = re.search(r"^# # (.+)$", (root / f"{chapter}.py").read_text(), re.M)
+    return heading.group(1).strip() if heading else Path(chapter).name
+
+
 def chapter_times(root: str | Path = ".") -> dict[str, float]:
-    """Seconds each chapter took in the builds of this project folder (the latest execution of each)."""
-    path = project_root(root) / "_build" / "chapter_times.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """Seconds each chapter took in the builds of this project folder (the latest execution of each),
+    by chapter title, in the book's order."""
+    root = project_root(root)
+    path = root / "_build" / "chapter_times.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    return {chapter_title(root, c): times[Path(c).name] for c in chapters(root) if Path(c).name in times}
 
 
 def chapter_sweeps(chapter: str, sweep_params: list[str], results_dir: str | Path, overrides: dict | None = None,

@@ -11,7 +11,7 @@ one (:mod:`lrsc.stacked`): its numbers are then the same alone as in any batch o
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -116,40 +116,46 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
         return loss, losses, logits
 
     reason, step = "", 0
-    bar = tqdm(total=s.max_steps, desc=f"lr={s.lr:g}", unit="step", leave=False, disable=not progress)
     model.train()
     recorder.snap(0, [model], [0])
-    while not reason:
-        perm = torch.randperm(n, device=device, generator=order)
-        for start in range(0, n - s.batch_size + 1, s.batch_size):
-            idx = perm[start:start + s.batch_size]
-            x, y = data.x[idx], data.y[idx]
-            if scheduled:
-                for group in opt.param_groups:
-                    group["lr"] = lrs[step]
-            opt.zero_grad(set_to_none=True)
-            loss, losses, logits = objective(x, y)
-            loss.backward()
-            if s.asam_rho > 0:  # ASAM: the gradient at the perturbed weights drives the step
-                opt.first_step(zero_grad=True)
-                objective(x, y)[0].backward()
-                opt.second_step()
-            else:
-                opt.step()
-            step += 1
-            if recorder.due(step):
-                recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None], conflicting[idx][None],
-                             [p.detach()[None] for p in params])
-            recorder.snap(step, [model], [0])
-            if step % s.eval_every and step not in (s.max_steps, monitor.deadline):
-                continue
-            bar.update(s.eval_every)
-            reason = _evaluate(model, data, recorder, monitor, row, step, s)
-            bar.set_postfix(train_acc=f"{monitor.train_acc:.4f}")
-            if reason:
-                break
-    bar.close()
+    with tqdm(total=s.max_steps, desc=f"lr={s.lr:g}", unit="step", leave=False, disable=not progress) as bar:
+        while not reason:
+            perm = torch.randperm(n, device=device, generator=order)
+            for start in range(0, n - s.batch_size + 1, s.batch_size):
+                idx = perm[start:start + s.batch_size]
+                x, y = data.x[idx], data.y[idx]
+                if scheduled:
+                    for group in opt.param_groups:
+                        group["lr"] = lrs[step]
+                losses, logits = _step(opt, objective, x, y, s.asam_rho > 0)
+                step += 1
+                if recorder.due(step):
+                    recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None],
+                                 conflicting[idx][None], [p.detach()[None] for p in params])
+                recorder.snap(step, [model], [0])
+                if step % s.eval_every and step not in (s.max_steps, monitor.deadline):
+                    continue
+                bar.update(s.eval_every)
+                reason = _evaluate(model, data, recorder, monitor, row, step, s)
+                bar.set_postfix(train_acc=f"{monitor.train_acc:.4f}")
+                if reason:
+                    break
     return monitor.result(reason, step, recorder, 0)
+
+
+def _step(opt: torch.optim.Optimizer, objective: Callable, x: torch.Tensor, y: torch.Tensor, asam: bool
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits."""
+    opt.zero_grad(set_to_none=True)
+    loss, losses, logits = objective(x, y)
+    loss.backward()
+    if asam:  # ASAM: the gradient at the perturbed weights drives the step
+        opt.first_step(zero_grad=True)
+        objective(x, y)[0].backward()
+        opt.second_step()
+    else:
+        opt.step()
+    return losses, logits
 
 
 def _evaluate(model: nn.Module, data: Split, recorder: Recorder, monitor: Monitor, row: torch.Tensor, step: int,
