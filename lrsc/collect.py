@@ -9,6 +9,7 @@ This module imports no torch.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -36,19 +37,46 @@ def _fill(dtype: np.dtype) -> Any:
     return {"b": False, "i": 0, "u": 0, "U": "", "O": "", "S": ""}.get(np.dtype(dtype).kind, np.nan)
 
 
-def _specs(paths: list[Path]) -> tuple[dict[str, tuple], dict[str, int]]:
+def _specs(loaded: Iterable[xr.Dataset]) -> tuple[dict[str, tuple], dict[str, int]]:
     """``{name: (dims, dtype, attrs)}`` of every variable, registered or stored, and the longest
-    size of each extra dim, from the stored files' headers."""
+    size of each extra dim, over the runs' datasets."""
     specs = {v.name: (v.dims, np.dtype(object if v.dtype == "U" else v.dtype), v.attrs()) for v in variables.declared()}
     sizes: dict[str, int] = {}
-    for path in paths:
-        with xr.open_dataset(path, engine=ENGINE) as ds:
-            for dim, n in ds.sizes.items():
-                sizes[dim] = max(sizes.get(dim, 0), n)
-            for name, var in ds.data_vars.items():
-                if name not in specs:  # registered in another session: keep it, described by its own file
-                    specs[name] = (var.dims, np.dtype(object) if var.dtype.kind in "US" else var.dtype, dict(var.attrs))
+    for ds in loaded:
+        for dim, n in ds.sizes.items():
+            sizes[dim] = max(sizes.get(dim, 0), n)
+        for name, var in ds.data_vars.items():
+            if name not in specs:  # registered in another session: keep it, described by its own file
+                specs[name] = (var.dims, np.dtype(object) if var.dtype.kind in "US" else var.dtype, dict(var.attrs))
     return specs, sizes
+
+
+def fingerprint(out_dir: str | Path) -> str:
+    """What a sweep folder's collected dataset is made of: its config, the variables' definitions,
+    the lrsc version, and each grid run's status and stored files' checksums. ``results.nc``
+    keeps the fingerprint it was collected at (attr ``fingerprint``): while it matches, the file
+    is up to date."""
+    out = Path(out_dir)
+    grid = sweepdir.read_grid(out)
+    store = RunStore(grid["store"])
+    runs = []
+    for h in grid["hashes"]:
+        state = store.state(h, verify=False)
+        runs.append([h, state.status, state.record.get("files")])
+    content = [sweepdir.read_config(out), variables.definitions(), lrsc.__version__, runs]
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def up_to_date(out_dir: str | Path) -> xr.Dataset | None:
+    """The sweep folder's ``results.nc`` when it was collected from what the run store holds now
+    (see :func:`fingerprint`), else None."""
+    path = Path(out_dir) / "results.nc"
+    try:
+        with xr.open_dataset(path, engine=ENGINE) as head:
+            stored = head.attrs.get("fingerprint")
+    except (OSError, ValueError):
+        return None
+    return load(path) if stored == fingerprint(out_dir) else None
 
 
 def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
@@ -59,8 +87,8 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     do not match their checksums is reported, set aside (``<hash>.nc.corrupt``, ...) and
     counted as damaged, so the next sweep trains it again. Traces are padded with NaN to the
     longest run along ``step`` (coordinate: the step after which each record was taken),
-    per-neuron values to the widest model along ``neuron``. Files are read one at a time;
-    ``progress`` shows a bar over them.
+    per-neuron values to the widest model along ``neuron``. ``progress`` shows a bar over the
+    files read. The dataset's ``fingerprint`` attr says what it was collected from.
     """
     out = Path(out_dir)
     cfg, grid = sweepdir.read_config(out), sweepdir.read_grid(out)
@@ -79,13 +107,15 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
         statuses[pos] = state.status
         if state.status in FINISHED:
             stored[pos] = store.path(h, "nc")
-    specs, sizes = _specs(list(stored.values()))
+    made_of = fingerprint(out)  # after damaged runs are set aside
+    loaded = {pos: load(path) for pos, path in tqdm(stored.items(), desc=f"collect {out.name}", unit="run",
+                                                    disable=not progress, leave=False)}
+    specs, sizes = _specs(loaded.values())
     sizes["prune_fraction"] = len(cfg["metrics"]["prune_fractions"])
     sizes["snapshot"] = len(cfg["metrics"]["snapshot_steps"])
     data = {name: np.full(shape + tuple(sizes.get(d, 0) for d in d_), _fill(dt), dtype=dt)
             for name, (d_, dt, _) in specs.items()}
-    for pos, path in tqdm(stored.items(), desc=f"collect {out.name}", unit="run", disable=not progress, leave=False):
-        ds = load(path)
+    for pos, ds in loaded.items():
         for name in ds.data_vars:
             value = ds[name].values
             data[name][pos + tuple(slice(0, n) for n in value.shape)] = value
@@ -93,7 +123,7 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
         if pos not in stored and "reason" in data:
             data["reason"][pos] = statuses[pos]
     results = xr.Dataset({name: (list(dims) + list(d_), data[name], attrs) for name, (d_, _, attrs) in specs.items()},
-                         coords=_coords(dims, sizes, cfg), attrs=_attrs(cfg, store.root))
+                         coords=_coords(dims, sizes, cfg), attrs={**_attrs(cfg, store.root), "fingerprint": made_of})
     for name, (_, dt, _) in specs.items():
         if dt == object:
             results[name] = results[name].astype(str)

@@ -17,7 +17,7 @@ import xarray as xr
 
 from lrsc import config as config_mod
 from lrsc import datasets, engines, extensions, models, sweepdir
-from lrsc.collect import collect, provenance
+from lrsc.collect import collect, provenance, up_to_date
 from lrsc.drive import drive
 from lrsc.errors import ConfigError, RunsFailed
 from lrsc.heal import heal
@@ -140,8 +140,10 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
             drive(executor, units, store, device, retries, blob, str(out), len(runs), progress)
     else:
         sweepdir.write(out, cfg, runs, store.root)
-    results = collect(out, progress)
-    sweepdir.write_results(out, results, provenance(out))
+    results = None if todo else up_to_date(out)  # a sweep asked for again: its results.nc, unless the store moved on
+    if results is None:
+        results = collect(out, progress)
+        sweepdir.write_results(out, results, provenance(out))
     failed = sweepdir.failures(out)
     if failed:
         first = failed[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -84,6 +85,7 @@ def chapters() -> dict[str, dict]:
         "fig12_13_mechanism": {**common, "sweep_params": [f"{p}/parity.yaml", f"{p}/moon_star.yaml"],
                                "dynamics_params": f"{p}/parity.yaml", "smooth": 2, "n_batch": 100,
                                "alphas": [1, 10]},
+        "performance": {**common, "quick": True, "threads": 1, "repeats": 1},
         "supplement_schemes": {**common, "sweep_params": f"{p}/parity.yaml", "scheme_seeds": SEEDS,
                                "schemes": {"adam": {"label": "Adam", "overrides": {
                                    "train.optimizer": "adam", "grid.lr": [0.001, 0.01]}}},
@@ -99,7 +101,7 @@ def chapters() -> dict[str, dict]:
 
 ORDER = ("intro", "claims", "definitions", "fig3_parity", "fig4_datasets", "fig5_representations",
          "fig6_hyperparameters", "fig7_naturalistic", "fig8_10_11_standard", "fig12_13_mechanism",
-         "supplement_schemes", "scaling_out")
+         "supplement_schemes", "performance", "scaling_out")
 
 
 def make(root: Path) -> Path:
@@ -116,4 +118,15 @@ def make(root: Path) -> Path:
     folder.mkdir(parents=True)
     for name, cfg in {**sweeps(), **params}.items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    _store_benchmark(project / "results" / "tiny" / "benchmark.json", params["performance"])
     return project
+
+
+def _store_benchmark(path: Path, page: dict) -> None:
+    """Benchmark results for the Performance page to read, as an earlier build would have stored
+    them: the quick benchmark's cases at two steps each (its measuring is tested on its own)."""
+    from lrsc.bench import default_cases, run, stored
+
+    cases = [replace(c, steps=2, n_train=min(c.n_train, 300)) for c in default_cases(page["quick"])]
+    rows, summary = run(page["quick"], page["threads"], page["repeats"], training_cases=cases)
+    stored.save(path, stored.identity(page["quick"], page["threads"], page["repeats"]), rows, summary)

@@ -2,6 +2,7 @@
 page's verdicts the claims page's rows, the prose's verdicts the table's, and pages that speak
 to readers (no console output, no internal documents, figures with alt text)."""
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from lrsc import claims
-from lrsc.book import build_book, chapter_times, inline_glue
+from lrsc.book import build_book, chapter_times, chapter_title, inline_glue
 from lrsc.errors import ConfigError
 
 import book_project
@@ -47,7 +48,7 @@ def test_every_page_is_built_and_speaks_to_readers(tiny_book):
         for tag in re.findall(r"<img[^>]*>", raw):
             assert re.search(r'alt="[^"]+"', tag), (name, tag[:120])
         assert "Figure " not in text.replace("Book figure", "")  # our figures cannot be read as the paper's
-    assert set(chapter_times(root)) >= set(CHAPTERS)
+    assert set(chapter_times(root)) >= {chapter_title(root, f"book/{name}") for name in CHAPTERS}
 
 
 def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):
@@ -55,7 +56,7 @@ def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):
     results = root / "results" / "tiny"
     everything = claims.ledger(results)
     claims_page = _glued(nbformat.read(root / "book" / "claims.ipynb", as_version=4))["claims_table"]["text/markdown"]
-    for name in CHAPTERS:
+    for name in (c for c in CHAPTERS if c != "performance"):  # the performance page judges no claim
         own = claims.ledger(results, chapter=name)
         assert own.equals(everything[everything.chapter == name]), name
         nb = nbformat.read(root / "book" / f"{name}.ipynb", as_version=4)
@@ -107,8 +108,10 @@ def test_parameters_shown_once_and_glue_readable_outside_the_book(tiny_book):
     assert "{glue" not in "\n".join(c.source for c in again.cells if c.cell_type == "markdown")
 
 
-def test_one_chapter_reruns_with_one_command(tiny_book):
-    root, html = tiny_book
+def test_one_chapter_reruns_with_one_command(tiny_book, tmp_path):
+    root = tmp_path / "project"  # a copy: the rerun re-judges sweeps the other tests read
+    shutil.copytree(tiny_book[0], root, symlinks=True)
+    html = root / "_build" / "html"
     before = (root / "book" / "fig5_representations.ipynb").stat().st_mtime
     build_book(root, profile="tiny", only=["fig5_representations"], overrides={"grid.seed": [0, 1]})
     nb = nbformat.read(root / "book" / "fig5_representations.ipynb", as_version=4)
