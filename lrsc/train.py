@@ -91,6 +91,9 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     """The training loop of :func:`train` for any model and optimiser, with autograd."""
     device, n = data.x.device, len(data)
     params = list(model.parameters())
+    # conv nets step 1.3-1.45x faster on a CPU in channels_last (python -m lrsc.bench measures it)
+    layout = torch.channels_last if any(p.dim() == 4 for p in params) else torch.contiguous_format
+    model.to(memory_format=layout)
     opt = _optimizer(params, s)
     total = s.max_steps + s.extra_steps
     lrs = lr_table(s, total).tolist()  # float32 values, as the stacked kernel uses
@@ -123,7 +126,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
             perm = torch.randperm(n, device=device, generator=order)
             for start in range(0, n - s.batch_size + 1, s.batch_size):
                 idx = perm[start:start + s.batch_size]
-                x, y = data.x[idx], data.y[idx]
+                x, y = data.x[idx].contiguous(memory_format=layout), data.y[idx]
                 if scheduled:
                     for group in opt.param_groups:
                         group["lr"] = lrs[step]
