@@ -191,10 +191,12 @@ pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 # benchmark (or run it with `--threads 1`) to see how much they move.
 
 # %% tags=["hide-input"]
-times = chapter_times()
+times, jobs = chapter_times()
 glue("chapter_times_says", "The table gives the time each chapter took to execute, in seconds, the last time this "
-     "project folder's book build ran it, as measured on this machine." if times else
-     "No build of this project folder has recorded its chapters' times yet.", display=False)
+     "project folder's book build ran it, as measured on this machine, with "
+     + ("one chapter executing at a time." if jobs == 1 else f"{jobs} chapters executing at a time, each on its share "
+        "of the cores (this page by itself, after the chapters that train).") if times else "No build of this project folder has recorded its chapters' times yet.",
+     display=False)
 glue("chapter_times", Markdown("| chapter | seconds |\n|:--|--:|\n" + "".join(
     f"| {name} | {seconds:.0f} |\n" for name, seconds in times.items())) if times else Markdown(""),
     display=False)

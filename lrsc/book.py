@@ -2,9 +2,10 @@
 
 Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in ``_toc.yml``.
 ``build_book`` executes it with the parameters in ``params/<profile>/<name>.yaml`` into
-``book/<name>.ipynb`` in TOC order, except that the root page and pages whose parameters say
-``reads_only: true`` (they read what the chapters stored) run last, then builds
-``_build/html`` without executing anything again. Each executed chapter shows the
+``book/<name>.ipynb``, two chapters at a time by default: first the chapters that train, then
+the pages whose parameters say ``alone: true`` (they time this machine) one by one, then the
+root page and the pages whose parameters say ``reads_only: true`` (they read what the chapters
+stored); then it builds ``_build/html`` without executing anything again. Each executed chapter shows the
 parameters that ran once, in its parameters cell; a copy with every glued value written in
 place is kept in ``_build/notebooks/`` for reading outside the book. The time each chapter
 took is kept in ``_build/chapter_times.json`` for the pages that report it.
@@ -170,27 +171,32 @@ def _parameter_names(root: Path, chapter: str) -> set[str]:
             for t in node.targets if isinstance(t, ast.Name)} if cell else set()
 
 
-def _reads_only(params_dir: Path, chapter: str) -> bool:
-    """Whether a page only reads what the chapters stored (``reads_only: true`` in its parameters)."""
+def _page_flag(params_dir: Path, chapter: str, flag: str) -> bool:
+    """Whether a page's parameters file sets ``flag`` (``reads_only``: it reads what the chapters
+    stored; ``alone``: it measures this machine's speed, so nothing may run beside it)."""
     path = params_dir / f"{Path(chapter).name}.yaml"
-    return path.is_file() and bool((yaml.safe_load(path.read_text()) or {}).get("reads_only"))
+    return path.is_file() and bool((yaml.safe_load(path.read_text()) or {}).get(flag))
 
 
 def _chapter_parameters(params_dir: Path, chapter: str, overrides: dict | None) -> dict:
     path = params_dir / f"{Path(chapter).name}.yaml"
     params = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}  # a page without parameters
-    params.pop("reads_only", None)  # for the order of execution alone
+    for flag in ("reads_only", "alone"):  # for the order of execution only
+        params.pop(flag, None)
     if overrides:
         params["overrides"] = {**params.get("overrides", {}), **overrides}
     return params
 
 
 def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = True, only: list[str] | None = None,
-               overrides: dict | None = None) -> Path:
+               overrides: dict | None = None, jobs: int | None = None) -> Path:
     """Execute the chapters with ``params/<profile>/`` and build the HTML; returns ``_build/html``.
 
     ``only``: execute just these chapters (by name, e.g. ``fig3_parity``), with ``overrides``
     (``{dotted key: value}``) applied to every sweep they run, then rebuild the book around them.
+    ``jobs``: chapters executed at once (default: :func:`default_jobs`), each kernel on its share
+    of the CPU cores. Chapters that share a sweep share its runs through the run store: each run
+    is trained by whichever chapter claims it first, and the other waits for it.
     """
     root = project_root(root)
     names = chapters(root)
@@ -208,8 +214,10 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         chosen = [n for n in names if Path(n).name in only]
     if overrides and not only:
         raise ConfigError("--set goes with --only: name the chapter(s) whose sweeps it changes")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if execute:
-        _execute_all(root, chosen, params_dir, profile, overrides)
+        _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs())
     jb = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jb), "build", str(root), "--builder", "html"], check=True)
     html = root / "_build" / "html"
@@ -217,24 +225,74 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
     return html
 
 
-def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, overrides: dict | None) -> None:
-    """Execute ``chosen`` chapters, the pages that only read what chapters stored last, and keep their times."""
+def default_jobs() -> int:
+    """Chapters executed at once by default: two where there are two CPU cores or more. Much of a
+    chapter's time is single-threaded (starting its kernel, reading stored runs, attributions,
+    plots), so two chapters on a core each finish sooner than one after another on both."""
+    return min(2, os.cpu_count() or 1)
+
+
+def _phases(root: Path, chosen: list[str], params_dir: Path) -> list[tuple[list[str], bool]]:
+    """The chapters in the order they run, as ``(chapters, may run side by side)`` phases: the
+    chapters that train, then the pages that time this machine (one at a time, nothing beside
+    them), then the pages that only read what the others stored (the root page among them)."""
     root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
+    reads_only = [c for c in chosen if c == root_page or _page_flag(params_dir, c, "reads_only")]
+    alone = [c for c in chosen if c not in reads_only and _page_flag(params_dir, c, "alone")]
+    train = [c for c in chosen if c not in reads_only and c not in alone]
+    return [(train, True), (alone, False), (reads_only, True)]
+
+
+def _timed(root: Path, chapter: str, parameters: dict, profile: str, threads: int | None) -> float:
+    """Execute a chapter (its kernel on ``threads`` CPU threads, None: torch's default); its seconds."""
+    if threads:
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    print(f"executing {chapter} with params/{profile}/{Path(chapter).name}.yaml", flush=True)
+    started = time.time()
+    execute_chapter(root, chapter, parameters)
+    seconds = round(time.time() - started, 1)
+    print(f"{chapter} done in {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, overrides: dict | None,
+                 jobs: int) -> None:
+    """Execute ``chosen`` chapters phase by phase (:func:`_phases`), ``jobs`` at a time where a
+    phase allows it, and keep each chapter's time in ``_build/chapter_times.json``."""
     params = {c: _chapter_parameters(params_dir, c, overrides) for c in chosen}
-    reads_only = {c for c in chosen if c == root_page or _reads_only(params_dir, c)}
     if overrides:
         lacking = [c for c in chosen if "overrides" not in _parameter_names(root, c)]
         if lacking:
             raise ConfigError(f"chapter {Path(lacking[0]).name} runs no sweep of its own; --set cannot change it")
     times_path = root / "_build" / "chapter_times.json"
-    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
-    for chapter in sorted(chosen, key=lambda c: c in reads_only):
-        print(f"executing {chapter} with params/{profile}/{Path(chapter).name}.yaml", flush=True)
-        started = time.time()
-        execute_chapter(root, chapter, params[chapter])
-        times[Path(chapter).name] = round(time.time() - started, 1)
+    times = json.loads(times_path.read_text())["chapters"] if times_path.is_file() else {}
+    for phase, side_by_side in _phases(root, chosen, params_dir):
+        width = min(jobs, len(phase)) if side_by_side else 1
+        if width > 1:
+            times.update(_side_by_side(root, phase, params, profile, width))
+        for chapter in phase if width <= 1 else ():
+            times[Path(chapter).name] = _timed(root, chapter, params[chapter], profile, None)
         times_path.parent.mkdir(parents=True, exist_ok=True)
-        times_path.write_text(json.dumps(times, indent=1))
+        times_path.write_text(json.dumps({"chapters": times, "jobs": jobs}, indent=1))
+
+
+def _side_by_side(root: Path, phase: list[str], params: dict, profile: str, width: int) -> dict[str, float]:
+    """Execute ``phase``'s chapters ``width`` at a time, each in a process of its own whose kernel
+    gets an equal share of the CPU cores; their seconds by name. The first failure is raised once
+    the chapters already running have ended (what they trained stays stored)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // width)
+    with ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_timed, root, c, params[c], profile, threads): c for c in phase}
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            for future in futures:
+                future.cancel()
+            raise failed.exception()
+        return {Path(chapter).name: future.result() for future, chapter in futures.items()}
 
 
 def chapter_title(root: Path, chapter: str) -> str:
@@ -243,13 +301,14 @@ def chapter_title(root: Path, chapter: str) -> str:
     return heading.group(1).strip() if heading else Path(chapter).name
 
 
-def chapter_times(root: str | Path = ".") -> dict[str, float]:
+def chapter_times(root: str | Path = ".") -> tuple[dict[str, float], int]:
     """Seconds each chapter took in the builds of this project folder (the latest execution of each),
-    by chapter title, in the book's order."""
+    by chapter title in the book's order, and how many chapters the latest build executed at once."""
     root = project_root(root)
     path = root / "_build" / "chapter_times.json"
-    times = json.loads(path.read_text()) if path.is_file() else {}
-    return {chapter_title(root, c): times[Path(c).name] for c in chapters(root) if Path(c).name in times}
+    record = json.loads(path.read_text()) if path.is_file() else {"chapters": {}, "jobs": 1}
+    times = record["chapters"]
+    return {chapter_title(root, c): times[Path(c).name] for c in chapters(root) if Path(c).name in times}, record["jobs"]
 
 
 def chapter_sweeps(chapter: str, sweep_params: list[str], results_dir: str | Path, overrides: dict | None = None,

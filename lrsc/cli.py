@@ -79,7 +79,8 @@ def _book(args: argparse.Namespace) -> None:
     from lrsc.config import parse_override
 
     overrides = dict(parse_override(o) for o in args.set)
-    build_book(args.root, profile=args.profile, execute=not args.no_execute, only=args.only, overrides=overrides)
+    build_book(args.root, profile=args.profile, execute=not args.no_execute, only=args.only, overrides=overrides,
+               jobs=args.jobs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-execute", action="store_true", help="build from the already executed notebooks")
     p.add_argument("--only", action="append", metavar="CHAPTER",
                    help="execute only this chapter (e.g. fig3_parity; repeatable), then rebuild the book")
+    p.add_argument("--jobs", type=int, help="chapters executed at once, each on its share of the cores (default: 2 "
+                                             "where there are two cores or more)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --only: override a setting of every sweep the chapter runs, e.g. --set grid.lr=[0.1,0.5]")
     p.set_defaults(func=_book)

@@ -85,7 +85,7 @@ def chapters() -> dict[str, dict]:
         "fig12_13_mechanism": {**common, "sweep_params": [f"{p}/parity.yaml", f"{p}/moon_star.yaml"],
                                "dynamics_params": f"{p}/parity.yaml", "smooth": 2, "n_batch": 100,
                                "alphas": [1, 10]},
-        "performance": {**common, "quick": True, "threads": 1, "repeats": 1},
+        "performance": {**common, "quick": True, "threads": 1, "repeats": 1, "alone": True},
         "supplement_schemes": {**common, "sweep_params": f"{p}/parity.yaml", "scheme_seeds": SEEDS,
                                "schemes": {"adam": {"label": "Adam", "overrides": {
                                    "train.optimizer": "adam", "grid.lr": [0.001, 0.01]}}},

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lrsc import claims
-from lrsc.book import build_book, chapter_times, chapter_title, inline_glue
+from lrsc.book import build_book, chapter_times, chapter_title, default_jobs, inline_glue
 from lrsc.errors import ConfigError
 
 import book_project
@@ -48,7 +48,8 @@ def test_every_page_is_built_and_speaks_to_readers(tiny_book):
         for tag in re.findall(r"<img[^>]*>", raw):
             assert re.search(r'alt="[^"]+"', tag), (name, tag[:120])
         assert "Figure " not in text.replace("Book figure", "")  # our figures cannot be read as the paper's
-    assert set(chapter_times(root)) >= {chapter_title(root, f"book/{name}") for name in CHAPTERS}
+    times, jobs = chapter_times(root)
+    assert set(times) >= {chapter_title(root, f"book/{name}") for name in CHAPTERS} and jobs == default_jobs()
 
 
 def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):

@@ -1,5 +1,7 @@
 """The claims ledger: every chapter's verdicts come from stored results through the one rule, the
-claims page is their union, and the book runs the pages that only read results last."""
+claims page is their union, and the book runs its pages in phases, two chapters at a time."""
+import os
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -89,23 +91,49 @@ def test_claims_are_declared_once_for_each_figure(tmp_path):
     assert [c.folder for c in claims.all_claims(tmp_path, "fig7_naturalistic")] == ["vit_on_waterbirds"] * 3
 
 
-def test_reads_only_pages_run_after_the_chapters(tmp_path, monkeypatch):
+def _pages(tmp_path, flags: dict, source: str = 'x = 0\n') -> None:
+    """A project of pages intro (the root), claims, a, b, perf, each with a parameters cell and the
+    given ``flags`` in its parameters file."""
     (tmp_path / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "book/intro", "chapters": [
-        {"file": "book/claims"}, {"file": "book/a"}, {"file": "book/b"}]}))
+        {"file": f"book/{name}"} for name in ("claims", "a", "b", "perf")]}))
     (tmp_path / "book").mkdir()
     params = tmp_path / "params" / "p"
     params.mkdir(parents=True)
-    for name in ("intro", "claims", "a", "b"):
-        (tmp_path / "book" / f"{name}.py").write_text('# %% tags=["parameters"]\nx = 0\n')
-        (params / f"{name}.yaml").write_text(yaml.safe_dump({"x": 1, **({"reads_only": True} if name == "claims" else {})}))
+    for name in ("intro", "claims", "a", "b", "perf"):
+        (tmp_path / "book" / f"{name}.py").write_text('# %% tags=["parameters"]\n' + source)
+        (params / f"{name}.yaml").write_text(yaml.safe_dump({"x": 1, **flags.get(name, {})}))
+
+
+def test_pages_run_in_phases(tmp_path, monkeypatch):
+    _pages(tmp_path, {"claims": {"reads_only": True}, "perf": {"alone": True}})
     ran = []
     monkeypatch.setattr(book, "execute_chapter", lambda root, chapter, p: ran.append((chapter, p)))
     monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: None)
-    book.build_book(tmp_path, profile="p")
-    assert [c for c, _ in ran] == ["book/a", "book/b", "book/intro", "book/claims"]
-    assert all(p == {"x": 1} for _, p in ran)  # reads_only orders pages; the notebook never sees it
+    book.build_book(tmp_path, profile="p", jobs=1)
+    assert [c for c, _ in ran] == ["book/a", "book/b", "book/perf", "book/intro", "book/claims"]
+    assert all(p == {"x": 1} for _, p in ran)  # the flags order pages; the notebook never sees them
     ran.clear()
-    book.build_book(tmp_path, profile="p", only=["b"])
+    book.build_book(tmp_path, profile="p", only=["b"], jobs=1)
     assert [c for c, _ in ran] == ["book/b"]
     with pytest.raises(book.ConfigError, match="no chapter 'nope'"):
         book.build_book(tmp_path, profile="p", only=["nope"])
+    with pytest.raises(book.ConfigError, match="--jobs must be at least 1, got 0"):
+        book.build_book(tmp_path, profile="p", jobs=0)
+
+
+def test_chapters_run_side_by_side_on_a_share_of_the_cores(tmp_path, monkeypatch):
+    """Two chapters at once, each kernel on half the cores; a page that times the machine runs
+    alone, on all of them; a failing chapter stops the build with its name."""
+    source = ('x = 0\n# %%\nimport os, time, pathlib\npathlib.Path(f"ran-{time.time()}").write_text('
+              'os.environ.get("OMP_NUM_THREADS", "all"))\n')
+    _pages(tmp_path, {"claims": {"reads_only": True}, "perf": {"alone": True}}, source)
+    monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "all")
+    book.build_book(tmp_path, profile="p", only=["a", "b", "perf"], jobs=2)
+    threads = sorted(p.read_text() for p in tmp_path.glob("ran-*"))
+    assert threads == sorted([str(max(1, os.cpu_count() // 2))] * 2 + ["all"])
+    times, jobs = book.chapter_times(tmp_path)
+    assert list(times) == ["a", "b", "perf"] and jobs == 2  # titles: these pages have no heading
+    (tmp_path / "book" / "b.py").write_text('# %% tags=["parameters"]\nx = 0\n# %%\nraise ValueError("bad b")\n')
+    with pytest.raises(book.ConfigError, match="chapter book/b failed in cell .*ValueError: bad b"):
+        book.build_book(tmp_path, profile="p", only=["a", "b"], jobs=2)
