@@ -2,10 +2,8 @@
 
 Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in ``_toc.yml``.
 ``build_book`` executes it with the parameters in ``params/<profile>/<name>.yaml`` into
-``book/<name>.ipynb``, two chapters at a time by default: first the chapters that train, then
-the pages whose parameters say ``alone: true`` (they time this machine) one by one, then the
-root page and the pages whose parameters say ``reads_only: true`` (they read what the chapters
-stored); then it builds ``_build/html`` without executing anything again. Each executed chapter shows the
+``book/<name>.ipynb``, two chapters at a time by default, in the phases of :data:`ORDER`; then
+it builds ``_build/html`` without executing anything again. Each executed chapter shows the
 parameters that ran once, in its parameters cell; a copy with every glued value written in
 place is kept in ``_build/notebooks/`` for reading outside the book. The time each chapter
 took is kept in ``_build/chapter_times.json`` for the pages that report it.
@@ -171,18 +169,25 @@ def _parameter_names(root: Path, chapter: str) -> set[str]:
             for t in node.targets if isinstance(t, ast.Name)} if cell else set()
 
 
-def _page_flag(params_dir: Path, chapter: str, flag: str) -> bool:
-    """Whether a page's parameters file sets ``flag`` (``reads_only``: it reads what the chapters
-    stored; ``alone``: it measures this machine's speed, so nothing may run beside it)."""
+# When a page runs, from its parameters file's ``order`` key (not passed to the notebook): the
+# chapters that train first, side by side; then those that judge runs the others train; then
+# the pages that time this machine, one at a time with nothing beside them; then the pages that
+# only read what the chapters stored (the root page among them).
+ORDER = ("trains", "reuses", "alone", "reads")
+
+
+def _order(params_dir: Path, chapter: str) -> str:
     path = params_dir / f"{Path(chapter).name}.yaml"
-    return path.is_file() and bool((yaml.safe_load(path.read_text()) or {}).get(flag))
+    order = (yaml.safe_load(path.read_text()) or {}).get("order", "trains") if path.is_file() else "trains"
+    if order not in ORDER:
+        raise ConfigError(f"{path}: order must be one of {', '.join(ORDER)}, got {order!r}")
+    return order
 
 
 def _chapter_parameters(params_dir: Path, chapter: str, overrides: dict | None) -> dict:
     path = params_dir / f"{Path(chapter).name}.yaml"
     params = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}  # a page without parameters
-    for flag in ("reads_only", "alone"):  # for the order of execution only
-        params.pop(flag, None)
+    params.pop("order", None)  # for build_book alone
     if overrides:
         params["overrides"] = {**params.get("overrides", {}), **overrides}
     return params
@@ -233,14 +238,10 @@ def default_jobs() -> int:
 
 
 def _phases(root: Path, chosen: list[str], params_dir: Path) -> list[tuple[list[str], bool]]:
-    """The chapters in the order they run, as ``(chapters, may run side by side)`` phases: the
-    chapters that train, then the pages that time this machine (one at a time, nothing beside
-    them), then the pages that only read what the others stored (the root page among them)."""
+    """The chapters in the order they run (:data:`ORDER`), as ``(chapters, may run side by side)``."""
     root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
-    reads_only = [c for c in chosen if c == root_page or _page_flag(params_dir, c, "reads_only")]
-    alone = [c for c in chosen if c not in reads_only and _page_flag(params_dir, c, "alone")]
-    train = [c for c in chosen if c not in reads_only and c not in alone]
-    return [(train, True), (alone, False), (reads_only, True)]
+    order = {c: "reads" if c == root_page else _order(params_dir, c) for c in chosen}
+    return [([c for c in chosen if order[c] == phase], phase != "alone") for phase in ORDER]
 
 
 def _timed(root: Path, chapter: str, parameters: dict, profile: str, threads: int | None) -> float:

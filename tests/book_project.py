@@ -74,18 +74,18 @@ def chapters() -> dict[str, dict]:
     images = [f"{p}/fig4_colored_mnist_fcn.yaml", f"{p}/fig4_double_mnist_fcn.yaml"] if HAS_IMAGES else []
     common = {"results_dir": "results/tiny"}
     out = {
-        "intro": common, "claims": {**common, "reads_only": True},
+        "intro": common, "claims": {**common, "order": "reads"},
         "fig3_parity": {**common, "parity_params": f"{p}/parity.yaml", "moon_star_params": f"{p}/moon_star.yaml",
                         "settings_params": f"{p}/settings.yaml"},
-        "fig5_representations": {**common, "sweep_params": [f"{p}/parity.yaml", *images]},
+        "fig5_representations": {**common, "sweep_params": [f"{p}/parity.yaml", *images], "order": "reuses"},
         "fig6_hyperparameters": {**common, "sweep_params": f"{p}/parity.yaml", "small_lr": 0.3, "high_lr": 1.0,
                                  "ranges": {"momentum": [0.0, 0.5], "asam_rho": [0.0, 0.1]},
                                  "l2_values": [0.0, 1e-3], "hp_seeds": SEEDS},
         "fig7_naturalistic": {**common, "sweep_params": [f"{p}/vit.yaml"]},
         "fig12_13_mechanism": {**common, "sweep_params": [f"{p}/parity.yaml", f"{p}/moon_star.yaml"],
                                "dynamics_params": f"{p}/parity.yaml", "smooth": 2, "n_batch": 100,
-                               "alphas": [1, 10]},
-        "performance": {**common, "quick": True, "threads": 1, "repeats": 1, "alone": True},
+                               "alphas": [1, 10], "order": "reuses"},
+        "performance": {**common, "quick": True, "threads": 1, "repeats": 1, "order": "alone"},
         "supplement_schemes": {**common, "sweep_params": f"{p}/parity.yaml", "scheme_seeds": SEEDS,
                                "schemes": {"adam": {"label": "Adam", "overrides": {
                                    "train.optimizer": "adam", "grid.lr": [0.001, 0.01]}}},

@@ -105,13 +105,13 @@ def _pages(tmp_path, flags: dict, source: str = 'x = 0\n') -> None:
 
 
 def test_pages_run_in_phases(tmp_path, monkeypatch):
-    _pages(tmp_path, {"claims": {"reads_only": True}, "perf": {"alone": True}})
+    _pages(tmp_path, {"claims": {"order": "reads"}, "perf": {"order": "alone"}, "a": {"order": "reuses"}})
     ran = []
     monkeypatch.setattr(book, "execute_chapter", lambda root, chapter, p: ran.append((chapter, p)))
     monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: None)
     book.build_book(tmp_path, profile="p", jobs=1)
-    assert [c for c, _ in ran] == ["book/a", "book/b", "book/perf", "book/intro", "book/claims"]
-    assert all(p == {"x": 1} for _, p in ran)  # the flags order pages; the notebook never sees them
+    assert [c for c, _ in ran] == ["book/b", "book/a", "book/perf", "book/intro", "book/claims"]
+    assert all(p == {"x": 1} for _, p in ran)  # order is for build_book; the notebook never sees it
     ran.clear()
     book.build_book(tmp_path, profile="p", only=["b"], jobs=1)
     assert [c for c, _ in ran] == ["book/b"]
@@ -119,6 +119,9 @@ def test_pages_run_in_phases(tmp_path, monkeypatch):
         book.build_book(tmp_path, profile="p", only=["nope"])
     with pytest.raises(book.ConfigError, match="--jobs must be at least 1, got 0"):
         book.build_book(tmp_path, profile="p", jobs=0)
+    (tmp_path / "params" / "p" / "b.yaml").write_text("order: first\n")
+    with pytest.raises(book.ConfigError, match="b.yaml: order must be one of trains, reuses, alone, reads, got 'first'"):
+        book.build_book(tmp_path, profile="p")
 
 
 def test_chapters_run_side_by_side_on_a_share_of_the_cores(tmp_path, monkeypatch):
@@ -126,7 +129,7 @@ def test_chapters_run_side_by_side_on_a_share_of_the_cores(tmp_path, monkeypatch
     alone, on all of them; a failing chapter stops the build with its name."""
     source = ('x = 0\n# %%\nimport os, time, pathlib\npathlib.Path(f"ran-{time.time()}").write_text('
               'os.environ.get("OMP_NUM_THREADS", "all"))\n')
-    _pages(tmp_path, {"claims": {"reads_only": True}, "perf": {"alone": True}}, source)
+    _pages(tmp_path, {"claims": {"order": "reads"}, "perf": {"order": "alone"}}, source)
     monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: None)
     monkeypatch.setenv("OMP_NUM_THREADS", "all")
     book.build_book(tmp_path, profile="p", only=["a", "b", "perf"], jobs=2)
