@@ -165,8 +165,9 @@ pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 # {glue:text}`sequential_flops_percent:.0f`%. Keeping the CNN's weights and inputs in
 # `torch.channels_last` (NHWC) order, which some convolution kernels prefer, makes a
 # one-at-a-time step {glue:text}`channels_last_speedup_cnn_w0125:.2f`× as fast at width 0.125
-# and {glue:text}`channels_last_speedup_cnn_w025:.2f`× at width 0.25 (above 1 is a gain);
-# lrsc keeps the default layout.
+# and {glue:text}`channels_last_speedup_cnn_w025:.2f`× at width 0.25 (above 1 is a gain), so
+# `lrsc.train.train` trains any model with convolutions in that layout (the one-at-a-time
+# times above include it).
 #
 # **Why a sweep trains conv nets one at a time.** A run's numbers should depend on its own
 # settings only, not on which other runs a sweep put in the same batch; otherwise adding a
