@@ -21,7 +21,7 @@
 #   class-dominant to the end at a large LR, while bias-dominant ones do not stay so (the
 #   paper: {glue:text}`mech_paper_fig18`).
 #
-# The paper's formulas are not in the text we work from; the statements above and the
+# The paper's formulas could not be read from our copy of it; the statements above and the
 # quantities below are our reconstruction from its prose. A sample is *confidently
 # mispredicted* when a wrong class gets a probability above `tau` (`train.confident_prob`,
 # our choice; see {doc}`definitions`).

@@ -142,7 +142,7 @@ plt.close(fig)
 # unbiased accuracy (points) and prunability, with its verdict ({doc}`claims` maps them).
 
 # %% tags=["hide-input"]
-report.settings_frame(settings).round(3)
+report.with_headers(report.settings_frame(settings).round(3), settings)
 
 # %% [markdown]
 # ## Moon-star (supplement, Fig. 15)

@@ -151,11 +151,11 @@ glue("fig4_above_one", f"{sum(a for a, _ in above)} of the {sum(n for _, n in ab
 # each variable over its LR range, each taken on its own (so a row's ranges say nothing about
 # which LR gave which end). The table sets ours, the same way over the compared LRs, beside
 # the paper's; accuracies in %. Our quick profile trains narrower networks on far fewer
-# samples, with a rho of our choosing (the paper's values are not in the text we work from):
-# compare the effects, and read levels only as what each setting gives.
+# samples, with a rho of our choosing (a parameter; the paper's values could not be read from
+# our copy of it): compare the effects, and read levels only as what each setting gives.
 
 # %% tags=["hide-input"]
-report.ranges_table(results).round(3)
+report.with_headers(report.ranges_table(results).round(3), settings_sweep)
 
 # %% [markdown]
 # ## What the quick profile reduces
@@ -179,7 +179,7 @@ report.ranges_table(results).round(3)
 # on unbiased accuracy (points) and prunability, with its verdict ({doc}`claims` maps them).
 
 # %% tags=["hide-input"]
-report.settings_frame(settings_sweep).round(3)
+report.with_headers(report.settings_frame(settings_sweep).round(3), settings_sweep)
 
 # %% [markdown]
 # ## This chapter's verdicts

@@ -90,7 +90,8 @@ report.trend_table(results, {"BSI": ("bsi", 1), "CSI, shuffled labels": ("csi_sh
 # rather than levels.
 
 # %% tags=["hide-input"]
-report.ranges_table(results, variables=("csi", "class_sep")).round(3)
+report.with_headers(report.ranges_table(results, variables=("csi", "class_sep")).round(3),
+                    next(iter(results.values())))
 
 # %% [markdown]
 # ## This chapter's verdicts

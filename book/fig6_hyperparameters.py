@@ -101,7 +101,7 @@ for verdict, count in claims.counts(both).items():
 cfg = report.config(results["lr"])
 glue("fig6_paper_rows", {"colored_mnist": "Colored MNIST", "mnist_cifar": "MNIST-CIFAR",
                          "double_mnist": "Double MNIST"}.get(cfg["dataset"], "Colored MNIST"), display=False)
-hyper.ranges_table({**results, hyper.LR_PLUS_L2: with_l2}, cfg["dataset"]).round(3)
+report.with_headers(hyper.ranges_table({**results, hyper.LR_PLUS_L2: with_l2}, cfg["dataset"]).round(3), results["lr"])
 
 # %% tags=["hide-input"]
 runs = hyper.runs_frame({**results, hyper.LR_PLUS_L2: with_l2})

@@ -104,7 +104,7 @@ plt.close(fig)
 # seed trained on. Of them, {glue:text}`std_n_chosen` are classified correctly by at least the
 # stated share of the {glue:text}`std_n_seeds` models at LR {glue:text}`std_hi` and by at most
 # the stated share of those at LR {glue:text}`std_lo` (the shares are parameters of this page;
-# the paper's are not in the text we work from).
+# the paper's could not be read from our copy of it).
 #
 # ```{glue:figure} std_maps
 # :name: std-maps

@@ -49,6 +49,14 @@ def header(ds: xr.Dataset, var: str) -> str:
     return ds[var].attrs.get("header") or var
 
 
+def with_headers(table: pd.DataFrame, ds: xr.Dataset) -> pd.DataFrame:
+    """``table`` with its top column level's variable names shown as their table headers
+    (``test_acc`` -> ``acc. (%)``, ``lr`` -> ``LR``), read from ``ds``'s variable attributes."""
+    names = {var: header(ds, var) for var in ds.data_vars}
+    names["lr"] = "LR"
+    return table.rename(columns=names, level=0 if table.columns.nlevels > 1 else None)
+
+
 def scaled(ds: xr.Dataset, var: str) -> xr.DataArray:
     """``var`` in its display units (accuracies in %)."""
     return ds[var] * float(ds[var].attrs.get("display_scale", 1.0))
@@ -81,6 +89,11 @@ def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY, axis: st
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(settings.label(axis))
 
 
+def _shortest(value: object) -> object:
+    # a column mixing 128 and 0.125 would otherwise print both with three decimals
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def settings_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:
     """One row per sweep (``{name: ds}``): the data, model, training-set size, rho, width, LRs,
     seeds and step cap it ran with, read from its stored config."""
@@ -89,7 +102,8 @@ def settings_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:
         cfg = config(ds)
         rows[name] = {"dataset": cfg["dataset"], "model": cfg["model"],
                       "n_train": cfg["dataset_params"].get("n_train") or "all",
-                      "rho": cfg["dataset_params"].get("rho", ""), "width": cfg["model_params"].get("width", ""),
+                      "rho": _shortest(cfg["dataset_params"].get("rho", "")),
+                      "width": _shortest(cfg["model_params"].get("width", "")),
                       "optimizer": cfg["train"]["optimizer"], "batch": cfg["train"]["batch_size"],
                       "LRs": ", ".join(f"{v:g}" for v in ds.lr.values) if "lr" in ds.dims else "",
                       "seeds": ds.sizes.get("seed", 1), "step cap": cfg["train"]["max_steps"]}
