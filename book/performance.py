@@ -74,6 +74,13 @@ for key, name in (("step_share_wide", "step_wide_percent"), ("step_share_thin", 
                   ("sequential_flops_fraction", "sequential_flops_percent"),
                   ("cnn_flops_fraction", "cnn_flops_percent")):
     glue(name, 100 * summary[key], display=False)
+layout_says = {}
+for width in ("0.125", "0.25"):
+    low, high = summary[f"channels_last_speedup_cnn_w{width.replace('.', '')}_range"]
+    said = "faster" if low > 1 else "slower" if high < 1 else "neither clearly faster nor slower"
+    layout_says.setdefault(said, []).append(width)
+glue("channels_last_says", "; ".join(f"{said} at width {' and '.join(widths)}" for said, widths in layout_says.items())
+     + " (a round's ratio on both sides of 1 counts as neither)", display=False)
 glue("device_name", "CPU" if summary["device"] == "cpu" else summary["device"], display=False)
 glue("cnn_batch_mate_diff", summary["batch_mate_weight_diff_cnn"], display=False)
 glue("cnn_diff_says", "It is small, but not zero, so the run would change with its grouping"
@@ -165,9 +172,9 @@ pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 # {glue:text}`sequential_flops_percent:.0f`%. Keeping the CNN's weights and inputs in
 # `torch.channels_last` (NHWC) order, which some convolution kernels prefer, makes a
 # one-at-a-time step {glue:text}`channels_last_speedup_cnn_w0125:.2f`× as fast at width 0.125
-# and {glue:text}`channels_last_speedup_cnn_w025:.2f`× at width 0.25 (above 1 is a gain), so
-# `lrsc.train.train` trains any model with convolutions in that layout (the one-at-a-time
-# times above include it).
+# and {glue:text}`channels_last_speedup_cnn_w025:.2f`× at width 0.25 (above 1 is a gain): in
+# this build, {glue:text}`channels_last_says`. `lrsc.train.train` trains any model with
+# convolutions in that layout (the one-at-a-time times above include it).
 #
 # **Why a sweep trains conv nets one at a time.** A run's numbers should depend on its own
 # settings only, not on which other runs a sweep put in the same batch; otherwise adding a

@@ -22,7 +22,7 @@ KEYS = ("device", "threads", "matmul_gflops", "matmul_size", "repeats", "seconds
         "batched_speedup_parity_m4_sgd_settings", "batched_speedup_parity_m4_sgd_settings_range", "flops_fraction",
         "sequential_flops_fraction", "speedup_at_matmul_peak_parity_m24", "batched_speedup_cnn_m8_w0125",
         "batched_speedup_cnn_m8_w0125_range", "cnn_flops_fraction", "cnn_flops_width",
-        "channels_last_speedup_cnn_w0125", "one_model_overhead", "one_model_overhead_range", "one_model_overhead_fcn",
+        "channels_last_speedup_cnn_w0125", "channels_last_speedup_cnn_w0125_range", "one_model_overhead", "one_model_overhead_range", "one_model_overhead_fcn",
         "one_model_overhead_fcn_range", "one_model_layers", "one_model_steps", "one_model_rounds",
         "one_model_samples", "batch_size",
         "data_path_speedup", "data_path_speedup_cmnist", "batch_mate_weight_diff_fcn", "batch_mate_weight_diff_cnn",
@@ -96,9 +96,9 @@ def test_stored_results_are_reused_only_for_the_same_run(tmp_path, monkeypatch):
     assert stored.load(path, want) is None
     record = stored.save(path, want, [{"benchmark": "x", "speedup": 2.0}], {"threads": 2})
     assert stored.load(path, want) == record == json.loads(path.read_text())
-    assert set(want) == {"lrsc_version", "host", "cpus", "threads", "quick", "repeats"}
+    assert set(want) == {"format", "lrsc_version", "host", "cpus", "threads", "quick", "repeats"}
     for key, other in (("quick", False), ("threads", 1), ("repeats", 5), ("host", "elsewhere"), ("cpus", 999),
-                       ("lrsc_version", "0.0.0")):
+                       ("lrsc_version", "0.0.0"), ("format", stored.FORMAT - 1)):
         assert stored.load(path, {**want, key: other}) is None
     path.write_text("{not json")
     assert stored.load(path, want) is None

@@ -136,7 +136,8 @@ def _layout_rows(m: Measurements, summary: dict) -> list[dict]:
     for case, (plain, last, ratios) in m.layouts:
         rows.append(_row(f"CNN width {case.width:g}, one model, time per step of {case.steps}: "
                          "contiguous (baseline) vs channels_last", plain, last, ratios, step_flops(case), m.peak))
-        summary[f"channels_last_speedup_cnn_w{case.width:g}".replace(".", "")] = plain / last
+        key = f"channels_last_speedup_cnn_w{case.width:g}".replace(".", "")
+        summary[key], summary[f"{key}_range"] = plain / last, [min(ratios), max(ratios)]
     return rows
 
 

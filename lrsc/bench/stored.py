@@ -12,12 +12,14 @@ import torch
 
 import lrsc
 
+FORMAT = 2  # raised whenever the summary's keys change, so an older record is measured again
+
 
 def identity(quick: bool, threads: int | None, repeats: int) -> dict:
-    """What a stored result must match to stand for a new run: the lrsc version, this host's
-    name and CPU count, the torch threads the run uses (``threads``, else torch's default),
-    the quick flag and the repeats."""
-    return {"lrsc_version": lrsc.__version__, "host": socket.gethostname(), "cpus": os.cpu_count(),
+    """What a stored result must match to stand for a new run: the record format, the lrsc
+    version, this host's name and CPU count, the torch threads the run uses (``threads``, else
+    torch's default), the quick flag and the repeats."""
+    return {"format": FORMAT, "lrsc_version": lrsc.__version__, "host": socket.gethostname(), "cpus": os.cpu_count(),
             "threads": threads or torch.get_num_threads(), "quick": bool(quick), "repeats": repeats}
 
 
