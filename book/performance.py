@@ -79,8 +79,9 @@ for width in ("0.125", "0.25"):
     low, high = summary[f"channels_last_speedup_cnn_w{width.replace('.', '')}_range"]
     said = "faster" if low > 1 else "slower" if high < 1 else "neither clearly faster nor slower"
     layout_says.setdefault(said, []).append(width)
-glue("channels_last_says", "; ".join(f"{said} at width {' and '.join(widths)}" for said, widths in layout_says.items())
-     + " (a round's ratio on both sides of 1 counts as neither)", display=False)
+glue("channels_last_says", "; ".join(f"{said} at width{'s' * (len(widths) > 1)} {' and '.join(widths)}"
+                                     for said, widths in layout_says.items())
+     + " (faster: every single round's ratio above 1; slower: every one below)", display=False)
 glue("device_name", "CPU" if summary["device"] == "cpu" else summary["device"], display=False)
 glue("cnn_batch_mate_diff", summary["batch_mate_weight_diff_cnn"], display=False)
 glue("cnn_diff_says", "It is small, but not zero, so the run would change with its grouping"
