@@ -1,4 +1,6 @@
 """Hyperparameter comparisons (Tab. 2, the "gets both" verdict) and model soups."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,7 @@ import xarray as xr
 import yaml
 
 from conftest import run_store
-from lrsc import hyper, paper, soup, variables
+from lrsc import hyper, paper, report, soup, variables
 from lrsc.evaluation import evaluate
 from lrsc.mechanism import load_model
 from lrsc.runs import load_data
@@ -41,6 +43,20 @@ def test_ranges_and_effects_known_answers():
     assert row[("prunability", "max")] == pytest.approx(0.8)  # each min and max on its own
     assert (row[("test_acc", "paper min")], row[("test_acc", "paper max")]) == paper.TAB2["mnist_cifar"]["lr"][1]
     assert table.loc["batch size", ("range", "ours")] == "10 – 100"
+    # shown to readers: the variables by their headers, the rest untouched
+    shown = report.with_headers(table, results["lr"])
+    assert shown.loc["learning rate", ("acc. (%)", "min")] == row[("test_acc", "min")]
+    assert ("prunability", "max") in shown.columns and ("range", "ours") in shown.columns  # no header stored
+
+
+def test_settings_table_prints_numbers_as_written():
+    ds = _sweep("lr", [0.1, 0.2], [0.6, 0.7], [0.5, 0.6]).assign_attrs(config=json.dumps({
+        "dataset": "parity", "model": "cnn", "dataset_params": {"rho": 0.05}, "model_params": {"width": 0.125},
+        "train": {"optimizer": "sgd", "batch_size": 100, "max_steps": 500}}))
+    row = report.settings_table({"s": ds}).loc["s"]
+    assert (row["rho"], row["width"], row["n_train"], row["LRs"], row["seeds"]) == ("0.05", "0.125", "all", "0.1, 0.2", 2)
+    assert report.settings_table({"s": ds.assign_attrs(config=ds.attrs["config"].replace("0.125", "128"))}).loc[
+        "s", "width"] == "128"
 
 
 def test_soup_of_a_model_with_itself_is_the_model(tmp_path, tiny_parity):
