@@ -165,7 +165,8 @@ def judge_dynamics(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
     d = dynamics(ds)
     pair = f"LR {d.attrs['hi']:g} against {d.attrs['lo']:g}"
     return [(f"{phrase} ({pair}, over the steps both took).",
-             verdicts.contrast(d[var].sel(end="low"), d[var].sel(end="high"), 1))
+             verdicts.contrast(d[var].sel(end="low"), d[var].sel(end="high"), 1,
+                               bounds=verdicts.presentation(ds[var])[2]))
             for var, phrase in (("logit_norm", "The logit norm grows more at the large LR"),
                                 ("param_norm", "The parameter norm grows more at the large LR"),
                                 ("confident_bc", "More BC samples are confidently mispredicted at the large LR"))]

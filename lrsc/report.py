@@ -168,13 +168,13 @@ def settings_verdicts(ds: xr.Dataset, var: str = "test_acc") -> list[tuple[str, 
     (``"rho 0.02, n_core 5"``), in grid order."""
     dims = [d for d in ds[var].dims if d not in ("lr", "seed")]
     stacked = _cells(ds[[var]], dims)
-    scale, units, _ = verdicts.presentation(ds[var])
+    scale, units, bounds = verdicts.presentation(ds[var])
     out = []
     for i in range(stacked.sizes["cell"]):
         cell = stacked.isel(cell=i)
         low, high = cell[var].sel(lr=cell.lr.min()), cell[var].sel(lr=cell.lr.max())
         label = ", ".join(f"{d} {cell[d].item():g}" for d in dims)
-        out.append((label, verdicts.contrast(low.values, high.values, 1, units=units, scale=scale)))
+        out.append((label, verdicts.contrast(low.values, high.values, 1, units=units, scale=scale, bounds=bounds)))
     return out
 
 

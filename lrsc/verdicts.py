@@ -161,10 +161,14 @@ def trend(ds: xr.Dataset, var: str, expected: int = 1, axis: str = "lr", sign: i
 
 
 def contrast(a: Sequence[float], b: Sequence[float], expected: int = 1, *, points: int = 2, units: str = "",
-             scale: float = 1.0) -> Verdict:
-    """The paired verdict on ``b - a`` (per seed, same order) for a claim that it is positive (``expected`` +1)."""
-    effects = scale * (np.asarray(b, dtype=float) - np.asarray(a, dtype=float))
-    return from_effects(effects, expected, points=points, units=units)
+             scale: float = 1.0, bounds: tuple | None = None) -> Verdict:
+    """The paired verdict on ``b - a`` (per seed, same order) for a claim that it is positive
+    (``expected`` +1); untestable, as in :func:`trend`, when both means sit at a bound (the
+    variable's ``bounds``, in stored units) that leaves no room to move the claimed way."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    verdict = from_effects(scale * (b - a), expected, points=points, units=units)
+    stuck = _stuck(np.array([np.nanmean(a), np.nanmean(b)]), bounds, expected)
+    return replace(verdict, verdict="untestable", reason=stuck) if stuck else verdict
 
 
 def both(parts: dict[str, Verdict], expected: int = 1) -> Verdict:

@@ -91,6 +91,11 @@ def test_any_axis_and_a_setting_that_acts_as_a_smaller_value():
 def test_contrast_and_both():
     assert verdicts.contrast([1, 2, 3], [2, 3.1, 4.05], 1).verdict == "agrees"
     assert verdicts.contrast([1, 2, 3], [2, 1, 4], 1).verdict == "inconclusive"
+    # a share at 1 on both sides has no room to rise: untestable by the same rule as a trend
+    at_one = verdicts.contrast([1.0, 1.0, 0.99], [1.0, 1.0, 1.0], 1, bounds=(0.0, 1.0))
+    assert at_one.verdict == "untestable" and "at its ceiling" in at_one.reason
+    # one side below the margin: judged as usual
+    assert verdicts.contrast([0.5, 0.55, 0.6], [0.95, 0.97, 0.99], 1, bounds=(0.0, 1.0)).verdict == "agrees"
     up = verdicts.from_effects([1.0, 1.1, 0.9], 1, points=2)
     down = verdicts.from_effects([-1.0, -1.1, -0.9], 1, points=2)
     unclear = verdicts.from_effects([1.0, -1.0, 0.1], 1, points=2)
