@@ -16,8 +16,8 @@
 # and is **inconclusive** when it contains zero: the data cannot tell. It is **untestable**,
 # with the reason given, when fewer than {glue:text}`claims_min_seeds` seeds or fewer than two
 # LRs are compared, or when the variable sits within {glue:text}`claims_margin` of its range
-# of its ceiling (or floor) at every compared LR, where it has no room to move the claimed
-# way. A correlation over runs (Fig. 12) is judged by a permutation test of the same level
+# of its ceiling (or floor) at every compared LR (or both compared settings), where it has no
+# room to move the claimed way. A correlation over runs (Fig. 12) is judged by a permutation test of the same level
 # over at least {glue:text}`claims_min_runs` runs, and a claim on two variables ("gets both")
 # by the verdicts of both.
 

@@ -89,7 +89,8 @@ glue("definitions_permutations", verdicts.N_PERMUTATIONS, display=False)
 # - **inconclusive**: it contains zero;
 # - **untestable**: fewer than {glue:text}`definitions_min_seeds` seeds, fewer than two
 #   compared LRs, or a variable within {glue:text}`definitions_margin` of its range of its
-#   ceiling (or floor) at every compared LR, where it has no room to move the claimed way.
+#   ceiling (or floor) at every compared LR (or both compared settings), where it has no room
+#   to move the claimed way.
 #
 # An LR is *compared* when every seed reached its stopping criterion (100% training accuracy
 # unless a chapter says otherwise) and none diverged, as the paper compares models trained to
