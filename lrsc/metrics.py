@@ -99,8 +99,10 @@ def selectivity(h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     samples of label ``k``, ``mu_max = max_k mu_k`` and ``mu_rest`` the mean of the other
     labels' means, ``(mu_max - mu_rest) / (mu_max + mu_rest)`` times the fraction of the
     argmax label's samples on which the unit is > 0. Shape ``(d,)``; NaN for a unit that
-    never fires (``mu_max + mu_rest = 0``). With class labels this is the CSI, with bias
-    labels the BSI.
+    never fires (``mu_max + mu_rest = 0``) and for a unit that takes negative values (the index
+    compares mean activations as magnitudes, so it is defined for non-negative activations only,
+    such as ReLU outputs; a transformer's normalised tokens are signed). With class labels this
+    is the CSI, with bias labels the BSI.
     """
     k = int(labels.max()) + 1
     onehot = torch.nn.functional.one_hot(labels, k).double()  # (n, K)
@@ -112,7 +114,8 @@ def selectivity(h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     mu_rest = (means.sum(0) - mu_max) / (k - 1)
     coverage = fired.gather(0, top[None])[0]
     index = (mu_max - mu_rest) / (mu_max + mu_rest) * coverage
-    return torch.where(mu_max + mu_rest > 0, index, torch.full_like(index, math.nan)).float()
+    defined = (mu_max + mu_rest > 0) & (h >= 0).all(0)
+    return torch.where(defined, index, torch.full_like(index, math.nan)).float()
 
 
 def network_selectivity(h: torch.Tensor, labels: torch.Tensor) -> float:

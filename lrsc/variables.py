@@ -4,8 +4,9 @@ A :class:`Variable` names a result, says what it means and what it is computed o
 function that computes it (from an :class:`lrsc.evaluation.Evaluation` of the trained run),
 its extra dims, its CF ``units`` and ``long_name``, and how readers see it: the display
 scale and units (accuracies are stored as fractions and shown in %), a short table header,
-the phrase a claim names it by, and its natural bounds (so a verdict can tell a variable
-stuck at its ceiling from one that does not move). The sweep computes every registered
+the phrase a claim names it by, its true bounds (so a verdict can tell a variable stuck at its
+ceiling from one that does not move) and its smallest effect of interest (the change a verdict
+counts as an effect at all). The sweep computes every registered
 variable of each run, the store writes its attributes into ``results.nc``, and the report,
 the verdicts, the plots and the book read them from there. A new metric is one
 :func:`register` call; see the README's "Extending lrsc".
@@ -55,8 +56,11 @@ class Variable:
     ``prune_fraction``, ``snapshot``, ``neuron``); dtype: numpy dtype of its values; units:
     CF units of the stored values (``"1"``: dimensionless). Presentation: ``scale`` (display =
     stored x scale) with ``display_units``, ``header`` (a short table header), ``phrase`` (how
-    a claim names it), ``bounds`` (the smallest and largest value it can take, None where
-    unbounded; prunability can exceed 1, see its definition) and ``digits`` (decimals shown).
+    a claim names it), ``bounds`` (the smallest and largest value it can take, stored units;
+    None, or None at one end, where unbounded: prunability can exceed 1, see its definition),
+    ``digits`` (decimals shown) and ``sesoi``, the smallest effect of interest in display units
+    (e.g. 1 point of accuracy): an effect whose interval lies within it is no effect (see
+    :mod:`lrsc.verdicts`); None where no verdict judges the variable.
     """
 
     name: str
@@ -72,35 +76,58 @@ class Variable:
     display_units: str = ""
     header: str = ""
     phrase: str = ""
-    bounds: tuple[float, float] | None = None
+    bounds: tuple[float | None, float | None] | None = None
     digits: int = 3
+    sesoi: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("model", "training"):
             raise ValueError(f"variable {self.name!r}: kind must be 'model' or 'training', got {self.kind!r}")
 
     @property
-    def fill(self) -> Any:
-        """The value of a run that has none (not run, failed): NaN, False, 0 or ""."""
-        import numpy as np
-
-        return {"b": False, "i": 0, "U": "", "O": ""}.get(np.dtype(self.dtype).kind, math.nan)
-
-    @property
     def description(self) -> str:
         return f"{self.definition} (on: {self.on})"
-
-    @property
-    def effect_units(self) -> str:
-        """Units of a difference of displayed values: percentage points for a quantity in %."""
-        return "points" if self.display_units == "%" else self.display_units
 
     def attrs(self) -> dict[str, str]:
         """The netCDF attributes of the stored variable (CF ``units`` and ``long_name``, and lrsc's own)."""
         return {"long_name": self.long_name, "units": self.units, "description": self.description,
                 "kind": self.kind, "display_scale": self.scale, "display_units": self.display_units,
                 "header": self.header or self.long_name, "phrase": self.phrase or self.long_name,
-                "bounds": json.dumps(self.bounds)}
+                "bounds": json.dumps(self.bounds), "digits": self.digits, "sesoi": json.dumps(self.sesoi)}
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How a stored variable is shown and judged, read back from its attributes (:meth:`Variable.attrs`),
+    so that tables, plots and verdicts need neither the code nor the registry entry that made it.
+
+    scale: display = stored x scale; units: display units (``%``); effect_units: units of a
+    difference of displayed values (``points`` for a quantity in %); bounds: ``(low, high)`` in
+    stored units, either None where unbounded; sesoi: the smallest effect of interest in display
+    units (None: not declared); digits: decimals shown; header: a short table header; phrase:
+    how a claim names it.
+    """
+
+    scale: float = 1.0
+    units: str = ""
+    bounds: tuple[float | None, float | None] = (None, None)
+    sesoi: float | None = None
+    digits: int = 3
+    header: str = ""
+    phrase: str = ""
+
+    @property
+    def effect_units(self) -> str:
+        return "points" if self.units == "%" else self.units
+
+    @classmethod
+    def of(cls, attrs: dict, name: str = "") -> "Presentation":
+        """The presentation stored in a variable's ``attrs`` (a DataArray's ``.attrs``); defaults where absent."""
+        bounds = json.loads(attrs["bounds"]) if attrs.get("bounds") else None
+        sesoi = json.loads(attrs["sesoi"]) if isinstance(attrs.get("sesoi"), str) else attrs.get("sesoi")
+        return cls(float(attrs.get("display_scale", 1.0)), attrs.get("display_units", ""),
+                   tuple(bounds) if bounds else (None, None), None if sesoi is None else float(sesoi),
+                   int(attrs.get("digits", 3)), attrs.get("header") or name, attrs.get("phrase") or name)
 
 
 REGISTRY: Registry[Variable] = Registry("variable", origin=lambda v: v.compute)
@@ -136,8 +163,11 @@ TEST = "the unbiased test set"
 ACT = "penultimate activations of metrics.n_act random unbiased test inputs"
 ATTR = "Integrated Gradients (zero baseline, metrics.ig_steps steps) of metrics.n_attr random unbiased test inputs"
 STEPS = "the minibatch of every train.record_every-th training step"
-ACCURACY = {"scale": 100.0, "display_units": "%", "bounds": (0.0, 1.0), "digits": 1}
-SHARE = {"bounds": (0.0, 1.0)}
+# Smallest effects of interest (display units), our choices: a point of accuracy, two hundredths of a
+# share in [0, 1] such as prunability or a share of attribution, one hundredth where a variable's whole
+# range across a sweep is a few hundredths (class separation, attribution entropy).
+ACCURACY = {"scale": 100.0, "display_units": "%", "bounds": (0.0, 1.0), "digits": 1, "sesoi": 1.0}
+SHARE = {"bounds": (0.0, 1.0), "sesoi": 0.02}
 
 for _v in (
     Variable("test_acc", "unbiased test accuracy, fraction in [0, 1]", TEST, "unbiased test accuracy", "model",
@@ -149,7 +179,7 @@ for _v in (
     Variable("prunability", "mean over metrics.prune_fractions q of P_q = Acc(f_q)/Acc(f), f_q with a fraction q of "
              "the neurons or filters of smallest L1 weight norm zeroed (per layer, or over the whole network with "
              "metrics.prune_scope = global); above 1 where pruning raised the accuracy", TEST, "prunability", "model",
-             lambda ev: ev.prune[0], header="prun.", phrase="prunability", bounds=(0.0, 1.0)),
+             lambda ev: ev.prune[0], header="prun.", phrase="prunability", bounds=(0.0, None), sesoi=0.02),
     Variable("prune_curve", "P_q = Acc(f_q)/Acc(f) at each pruning fraction q (see prunability)", TEST,
              "accuracy kept after pruning", "model", lambda ev: ev.prune[1], ("prune_fraction",),
              header="P_q", phrase="the accuracy kept after pruning"),
@@ -166,15 +196,17 @@ for _v in (
     Variable("class_sep", "class separation R^2 (Kornblith et al. 2021, cosine distance)", ACT, "class separation R²",
              "model", lambda ev: metrics.class_separation(ev.act, ev.test.y[ev.act_index]), header="class sep.",
              phrase="class separation R²"),
-    Variable("csi", "class-selectivity index, coverage-scaled, mean over the neurons that fire", ACT,
+    Variable("csi", "class-selectivity index, coverage-scaled, mean over the neurons that fire (NaN where the "
+             "activations take negative values, e.g. a transformer's normalised tokens: the index is defined for "
+             "non-negative activations)", ACT,
              "class selectivity (CSI)", "model", lambda ev: metrics.csi(ev.act, ev.test.y[ev.act_index]),
-             header="CSI", phrase="class selectivity (CSI)"),
+             header="CSI", phrase="class selectivity (CSI)", **SHARE),
     Variable("bsi", "bias-selectivity index: the CSI with bias labels in place of class labels", ACT,
              "bias selectivity (BSI)", "model", lambda ev: metrics.bsi(ev.act, ev.test.b[ev.act_index]),
-             header="BSI", phrase="bias selectivity (BSI)"),
+             header="BSI", phrase="bias selectivity (BSI)", **SHARE),
     Variable("csi_shuffled", "the CSI with the class labels randomly permuted: what sparsity alone gives", ACT,
              "CSI, shuffled labels", "model", lambda ev: metrics.csi(ev.act, ev.shuffled_labels),
-             header="CSI shuffled", phrase="the CSI with shuffled labels"),
+             header="CSI shuffled", phrase="the CSI with shuffled labels", **SHARE),
     Variable("attr_core", "mean share of |attribution| on the core inputs (NaN where no regions are known)", ATTR,
              "core share of |attribution|", "model", lambda ev: ev.shares.get("core", math.nan),
              header="core share", phrase="the share of attribution on the core inputs", **SHARE),
@@ -187,7 +219,7 @@ for _v in (
     Variable("attr_entropy", "mean entropy of the normalised |attribution| map over log(#positions), in [0, 1]",
              ATTR, "attribution entropy", "model",
              lambda ev: metrics.nanmean(metrics.attribution_entropy(ev.attributions)), header="attr. entropy",
-             phrase="attribution entropy", **SHARE),
+             phrase="attribution entropy", bounds=(0.0, 1.0), sesoi=0.01),
     Variable("bg_share", "mean share of |attribution| (summed over colour channels) on background pixels, by the "
              "masks of metrics.bg_mask (NaN without masks or for non-RGB inputs)", ATTR,
              "background share of |attribution|", "model", lambda ev: ev.background, header="bg. share",
@@ -200,6 +232,9 @@ for _v in (
     Variable("max_bc_loss_ratio", "maximum over the recorded steps of sum(BC losses)/sum(losses)", STEPS,
              "max BC loss ratio", "training", lambda ev: ev.max_record("bc_loss_ratio"), header="max BC ratio",
              phrase="the largest BC loss ratio", **SHARE),
+    Variable("chance_acc", "accuracy of a constant guess on the class-balanced unbiased test set, 1 / classes",
+             TEST, "chance accuracy", "model", lambda ev: 1.0 / ev.test.num_classes, header="chance (%)",
+             phrase="chance accuracy", scale=100.0, display_units="%", bounds=(0.0, 1.0), digits=1),
     Variable("train_acc", "training accuracy at the last evaluation, fraction in [0, 1]", "the training set",
              "training accuracy", "training", lambda ev: ev.result.train_acc, header="train acc. (%)",
              phrase="training accuracy", **ACCURACY),
@@ -225,9 +260,10 @@ for _v in (
              _record("confident_bc"), ("step",), "float32", phrase="the share of confidently mispredicted BC samples",
              **SHARE),
     Variable("logit_norm", "mean L2 norm of a sample's logits", STEPS, "logit norm", "training",
-             _record("logit_norm"), ("step",), "float32", phrase="the logit norm"),
+             _record("logit_norm"), ("step",), "float32", phrase="the logit norm", bounds=(0.0, None), sesoi=0.1),
     Variable("param_norm", "L2 norm of all parameters after the step (accumulated in float64)", STEPS,
-             "parameter norm", "training", _record("param_norm"), ("step",), "float32", phrase="the parameter norm"),
+             "parameter norm", "training", _record("param_norm"), ("step",), "float32", phrase="the parameter norm",
+             bounds=(0.0, None), sesoi=0.1),
     Variable("neuron_csi", "per-neuron CSI of the penultimate layer at each of metrics.snapshot_steps (NaN where the "
              "run had stopped, or for a neuron that does not fire)", ACT, "neuron CSI", "training",
              lambda ev: ev.snapshots("csi"), ("snapshot", "neuron"), "float32"),
