@@ -1,8 +1,8 @@
 """Large LR against other hyperparameters and regularisers (paper Fig. 6, Fig. 9, Tab. 2).
 
 Each hyperparameter is swept over its range at one fixed small LR, beside the LR sweep
-itself; :func:`sweep_each` runs those sweeps (the shared run store trains the runs they have in
-common once), :func:`ranges_table` gives Tab. 2 (the min and max of each variable over a
+itself (:func:`changes` makes the LR sweep such a sweep; the shared run store trains the runs
+they have in common once), :func:`ranges_table` gives Tab. 2 (the min and max of each variable over a
 hyperparameter's range, beside the paper's), and the claims of :mod:`lrsc.claims` judge with
 :func:`lrsc.verdicts.trend` along each hyperparameter's own axis whether it raises robustness
 and compressibility together. The direction in which a setting acts like a larger LR is
@@ -10,14 +10,11 @@ declared with the setting (``lrsc.settings``, ``like_lr``).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lrsc import paper, report, settings
-from lrsc.sweep import run_sweep
+from lrsc import paper, settings
 from lrsc.verdicts import compared
 
 LR_PLUS_L2 = "lr+l2"  # results key of "high LR + L2": the L2 penalty swept at the large LR
@@ -33,28 +30,21 @@ def axis(key: str) -> str:
     return "weight_decay" if key == LR_PLUS_L2 else key
 
 
-def sweep_each(params: str | Path, lr: float, ranges: dict[str, list], out_dir: str | Path,
-               overrides: dict | None = None, seeds: list[int] | None = None,
-               progress: bool = False) -> dict[str, xr.Dataset]:
-    """The LR sweep of ``params`` (its own grid) and, for each hyperparameter of ``ranges``
-    (``{train key: values}``, e.g. ``{"momentum": [0, 0.5, 0.9]}``), the same sweep at the single
-    ``lr`` with that key as an axis. Each is stored under ``out_dir/hp_<key>`` (the LR sweep
-    under ``out_dir/<params stem>``, shared with any chapter that runs it).
+def changes(key: str, values: list, lr: float, seeds: list[int] | None = None) -> dict:
+    """The changes that make an LR sweep a sweep of ``key`` over ``values`` at the single ``lr``
+    (and ``seeds``, where given): ``{dotted key: value}`` for :meth:`lrsc.chapter.Chapter.sweep`."""
+    return {"grid.lr": [lr], f"grid.{key}": values, **({"grid.seed": seeds} if seeds else {})}
 
-    ``seeds``: the seeds of the hyperparameter sweeps (default: the LR sweep's).
-    Returns ``{key: ds}`` with ``"lr"`` first; ``ds`` has dims ``(key, seed)`` (the LR sweep
-    ``(lr, seed)``) and every stored variable.
-    """
-    params, out_dir = Path(params), Path(out_dir)
-    overrides = dict(overrides or {})
-    results = {"lr": run_sweep(params, out_dir / params.stem, overrides, progress=progress)}
-    chosen = {"grid.seed": seeds} if seeds else {}
-    for key, values in ranges.items():
-        title = f"{report.title(results['lr'])}: {name(key)} at LR {lr:g}"
-        ds = run_sweep(params, out_dir / f"hp_{key}", {**overrides, **chosen, "grid.lr": [lr], f"grid.{key}": values,
-                                                        "title": title}, progress=progress)
-        results[key] = ds.isel(lr=0)
-    return results
+
+PAPER_ROWS = {"colored_mnist": "Colored MNIST", "mnist_cifar": "MNIST-CIFAR", "double_mnist": "Double MNIST"}
+
+
+def paper_rows(dataset: str) -> str:
+    """Which of the paper's Tab. 2 rows :func:`ranges_table` sets beside a sweep of ``dataset``, in words:
+    the dataset's own, or, for a dataset the paper's Tab. 2 lacks, Colored MNIST's, said as such."""
+    if dataset in PAPER_ROWS:
+        return PAPER_ROWS[dataset]
+    return f"Colored MNIST (the paper's Tab. 2 has no {dataset} rows; Colored MNIST's stand in, a different task)"
 
 
 def ranges_table(results: dict[str, xr.Dataset], dataset: str,

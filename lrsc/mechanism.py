@@ -2,8 +2,8 @@
 (Prop. 1-2), training dynamics (Fig. 13) and class-dominant neurons over training (Fig. 18).
 
 The statements are our reconstruction of the paper's prose, whose formulas our copy of the
-paper lacks; the book's mechanism chapter restates each one before measuring it. Every
-judgement here goes through :mod:`lrsc.verdicts`, paired over seeds.
+paper lacks; the book's mechanism chapter restates each one before measuring it. This module
+computes; :mod:`lrsc.judges` judges what it computes.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
-from lrsc import datasets, sweepdir, verdicts
-from lrsc.verdicts import Verdict, compared
+from lrsc import datasets, sweepdir
+from lrsc.verdicts import compared
 
 
 def runs_table(results: dict[str, xr.Dataset], x: str = "max_bc_loss_ratio", y: str = "test_acc") -> pd.DataFrame:
@@ -124,18 +124,6 @@ def scaling_by_seed(out_dir: str | Path, lr: float, seeds: Sequence[int], alphas
     return ds
 
 
-def judge_scaling(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
-    """Prop. 1 and 2 on :func:`scaling_by_seed`'s results: from the smallest to the largest logit
-    scale, the BC samples' share of the loss rises, and so does the spurious inputs' share of
-    the input gradient (paired over seeds)."""
-    first, last = ds.isel(alpha=0), ds.isel(alpha=-1)
-    alphas = f"from alpha {float(ds.alpha[0]):g} to {float(ds.alpha[-1]):g}"
-    return [(f"Prop. 1: as the logits scale up ({alphas}), the BC samples' share of the loss rises.",
-             verdicts.contrast(first.bc_loss_share, last.bc_loss_share, 1, points=ds.sizes["alpha"])),
-            (f"Prop. 2: as the logits scale up ({alphas}), the spurious inputs' share of the input gradient rises.",
-             verdicts.contrast(first.spurious_grad_share, last.spurious_grad_share, 1, points=ds.sizes["alpha"]))]
-
-
 def dynamics(ds: xr.Dataset) -> xr.Dataset:
     """Fig. 13 per seed, comparing the smallest and largest compared LR over the steps both runs of a
     seed took: the last recorded logit and parameter norms, and the peaks of the confidently
@@ -159,31 +147,15 @@ def _last(trace: xr.DataArray) -> xr.DataArray:
     return trace.isel(step=(trace.notnull() * position).argmax("step")).drop_vars("step")
 
 
-def judge_dynamics(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
-    """Fig. 13: over the steps both runs took, the large LR ends with larger logit and parameter
-    norms and a higher peak share of confidently mispredicted BC samples (paired over seeds)."""
-    d = dynamics(ds)
-    pair = f"LR {d.attrs['hi']:g} against {d.attrs['lo']:g}"
-    return [(f"{phrase} ({pair}, over the steps both took).",
-             verdicts.contrast(d[var].sel(end="low"), d[var].sel(end="high"), 1,
-                               bounds=verdicts.presentation(ds[var])[2]))
-            for var, phrase in (("logit_norm", "The logit norm grows more at the large LR"),
-                                ("param_norm", "The parameter norm grows more at the large LR"),
-                                ("confident_bc", "More BC samples are confidently mispredicted at the large LR"))]
-
-
-def neuron_dominance(ds: xr.Dataset) -> xr.Dataset:
-    """Per snapshot step, LR and seed, the fraction of the penultimate neurons that fire (finite
-    CSI) which are class-dominant (CSI > BSI) and bias-dominant (BSI > CSI). NaN where the run had
-    stopped before the snapshot."""
-    csi, bsi = ds.neuron_csi, ds.neuron_bsi
+def final_dominance(ds: xr.Dataset) -> xr.Dataset:
+    """Per LR and seed, the share of the penultimate neurons that fire at the end of training (finite
+    CSI and BSI) which are class-dominant (CSI > BSI) and bias-dominant (BSI > CSI): the base rate a
+    neuron's persistence (:func:`persistence`) is read against."""
+    csi, bsi = ds.neuron_csi_final, ds.neuron_bsi_final
     alive = csi.notnull() & bsi.notnull()
-    n = alive.sum("neuron")
-    reached = n > 0
-    return xr.Dataset({
-        "class_dominant": ((csi > bsi) & alive).sum("neuron").where(reached) / n.where(reached),
-        "bias_dominant": ((bsi > csi) & alive).sum("neuron").where(reached) / n.where(reached),
-    })
+    n = alive.sum("neuron").where(lambda v: v > 0)
+    return xr.Dataset({"class_dominant": ((csi > bsi) & alive).sum("neuron") / n,
+                       "bias_dominant": ((bsi > csi) & alive).sum("neuron") / n})
 
 
 def persistence(ds: xr.Dataset) -> xr.Dataset:
@@ -202,18 +174,3 @@ def persistence(ds: xr.Dataset) -> xr.Dataset:
         return (then & end).sum("neuron").where(n > 0) / n.where(n > 0)
 
     return xr.Dataset({"stay_class": share(class_then, class_end), "stay_bias": share(bias_then, bias_end)})
-
-
-def judge_persistence(ds: xr.Dataset) -> list[tuple[str, Verdict]]:
-    """Fig. 18: at the largest compared LR, neurons class-dominant at a snapshot stay class-dominant
-    to the end of training more often than bias-dominant ones stay bias-dominant (per seed, the
-    mean over the snapshots after step 0 of the difference of the two shares)."""
-    _, hi = low_high(ds)
-    statement = (f"At LR {hi:g}, neurons that are class-dominant during training stay class-dominant more often "
-                 f"than bias-dominant ones stay bias-dominant.")
-    if not ds.sizes.get("snapshot"):
-        return [(statement, Verdict("untestable", reason="the sweep recorded no snapshots (metrics.snapshot_steps)"))]
-    stay = persistence(ds).sel(lr=hi)
-    stay = stay.sel(snapshot=stay.snapshot > 0)
-    effect = (stay.stay_class - stay.stay_bias).mean("snapshot", skipna=True)
-    return [(statement, verdicts.from_effects(effect.values, 1, points=stay.sizes["snapshot"]))]

@@ -13,11 +13,14 @@ import xarray as xr
 
 from lrsc import settings, variables
 from lrsc.datasets import Split
+from lrsc.results import scaled
 from lrsc.verdicts import compared
 
 # One colour per input region in every figure of the book: core green, spurious red, noise grey.
 REGION_COLORS = {"core": "tab:green", "spurious": "tab:red", "noise": "tab:gray"}
-VERDICT_COLORS = {"agrees": "tab:blue", "disagrees": "tab:red", "inconclusive": "tab:gray", "untestable": "lightgray"}
+VERDICT_COLORS = {"agrees": "tab:blue", "disagrees": "tab:red", "no effect": "tab:olive", "inconclusive": "tab:gray",
+                  "untestable": "lightgray"}
+INITIALS = {"agrees": "a", "disagrees": "d", "no effect": "n", "inconclusive": "i", "untestable": "u"}
 
 
 def label(ds: xr.Dataset | None, var: str) -> str:
@@ -29,8 +32,15 @@ def label(ds: xr.Dataset | None, var: str) -> str:
     return f"{name} ({attrs['display_units']})" if attrs.get("display_units") else name
 
 
-def _display(ds: xr.Dataset, var: str) -> xr.DataArray:
-    return ds[var] * float(ds[var].attrs.get("display_scale", 1.0))
+def _effect_units(var: str) -> str:
+    """The units of a registered variable's effects (``points`` for accuracies), for colour bars."""
+    return variables.Presentation.of(variables.get(var).attrs()).effect_units or "effect" \
+        if var in variables.REGISTRY else "effect"
+
+
+def _scale(var: str) -> float:
+    """The display scale of a registered variable (for tables of runs, which keep no attributes)."""
+    return variables.get(var).scale if var in variables.REGISTRY else 1.0
 
 
 def _with_seed(ds: xr.Dataset) -> xr.Dataset:
@@ -43,7 +53,7 @@ def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, a
     near 0 when the values include 0 (momentum, penalties)."""
     ds = _with_seed(ds)
     x = ds[axis].values
-    values = _display(ds, var)
+    values = scaled(ds, var)
     mean, lo, hi = values.mean("seed"), values.min("seed"), values.max("seed")
     line, = ax.plot(x, mean, "-", color=color, label=label_)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -52,6 +62,9 @@ def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, a
     ax.plot(x[ok], mean.values[ok], "o", color=line.get_color())
     ax.plot(x[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
     ax.plot(x[diverged], mean.values[diverged], "x", color="red", ms=8)
+    lost = diverged & ~np.isfinite(mean.values)  # every seed diverged: no value to draw, so mark the LR at the bottom
+    ax.plot(x[lost], np.full(lost.sum(), 0.03), "x", color="red", ms=8, transform=ax.get_xaxis_transform(),
+            clip_on=False)
     if len(x) > 1 and (x > 0).all():
         ax.set_xscale("log")
     elif len(x) > 1 and (x > 0).any():
@@ -104,9 +117,17 @@ def metrics_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "pruna
     return fig
 
 
+def nothing(message: str) -> plt.Figure:
+    """A small figure that says, in words, why there is nothing to draw."""
+    fig, ax = plt.subplots(figsize=(4, 1))
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.axis("off")
+    return fig
+
+
 def verdicts(table, title: str = "") -> plt.Figure:
     """Effects with their intervals, one row per judged claim of ``table`` (a
-    :func:`lrsc.claims.ledger` table with ``value``, ``low``, ``high`` and ``verdict``; rows with
+    :func:`lrsc.claims.ledger` table with ``effect``, ``low``, ``high`` and ``verdict``; rows with
     one kind of effect units, top to bottom): the paired effect (dot) and its 90% interval over
     seeds (bar), coloured by the verdict; a dashed line at zero."""
     fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.32 * max(len(table), 1)))
@@ -115,8 +136,8 @@ def verdicts(table, title: str = "") -> plt.Figure:
         color = VERDICT_COLORS[row.verdict]
         if np.isfinite(row.low):
             ax.plot([row.low, row.high], [yi, yi], "-", color=color, lw=2)
-        if np.isfinite(row.value):
-            ax.plot(row.value, yi, "o", color=color, mfc="white" if row.verdict == "untestable" else color)
+        if np.isfinite(row.effect):
+            ax.plot(row.effect, yi, "o", color=color, mfc="white" if row.verdict == "untestable" else color)
     ax.axvline(0, color="black", lw=0.8, ls="--")
     ax.set_yticks(y, list(table.on), fontsize=8)
     for verdict, color in VERDICT_COLORS.items():
@@ -221,7 +242,7 @@ def runs_scatter(runs, x: str = "max_bc_loss_ratio", y: str = "test_acc", title:
     """One point per run (a table with columns ``sweep``, ``x``, ``y``), a colour per sweep."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, group in runs.groupby("sweep", sort=False):
-        ax.scatter(group[x], group[y], s=18, label=name)
+        ax.scatter(group[x] * _scale(x), group[y] * _scale(y), s=18, label=name)
     ax.set_xlabel(label(None, x))
     ax.set_ylabel(label(None, y))
     ax.legend(fontsize=7)
@@ -322,9 +343,10 @@ def gain_heatmaps(tables: dict, variables: tuple[str, ...] = ("test_acc", "pruna
     """Where the LR effect holds: one row per settings sweep of ``tables`` (``{name: table of
     lrsc.report.settings_frame}``), one heat map per variable. The first setting runs down, the
     others across; a cell is the paired high-LR minus low-LR effect (seed mean, display units),
-    written in it with its verdict's initial (a agrees, d disagrees, i inconclusive, u
-    untestable), blue where positive and red where negative (a colour scale centred on zero
-    per panel); a cell whose runs did not all converge is hatched."""
+    written in it with its verdict's initial (:data:`INITIALS`: a agrees, d disagrees, n no effect,
+    i inconclusive, u untestable), blue where positive and red where negative (a colour scale
+    centred on zero per panel, with its colour bar); a cell whose runs did not all converge is
+    hatched."""
     heights = [t.index.get_level_values(0).nunique() for t in tables.values()] or [1]
     fig, axes = plt.subplots(len(tables), len(variables), figsize=(3.6 * len(variables), 0.9 + 0.55 * max(heights)
                                                                     * max(len(tables), 1)), squeeze=False)
@@ -335,9 +357,10 @@ def gain_heatmaps(tables: dict, variables: tuple[str, ...] = ("test_acc", "pruna
                 return table[column].unstack(rest) if rest else table[column].to_frame(" ")
             values, marks, ok = grid((var, "effect")).to_numpy(float), grid((var, "verdict")), grid(("converged", ""))
             limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
-            ax.imshow(values, cmap="RdBu", vmin=-(limit or 1.0), vmax=limit or 1.0, aspect="auto")
+            im = ax.imshow(values, cmap="RdBu", vmin=-(limit or 1.0), vmax=limit or 1.0, aspect="auto")
+            fig.colorbar(im, ax=ax, shrink=0.8, label=_effect_units(var))
             for (i, j), v in np.ndenumerate(values):
-                ax.text(j, i, f"{v:+.3g} ({marks.to_numpy()[i, j][0]})", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{v:+.3g} ({INITIALS[marks.to_numpy()[i, j]]})", ha="center", va="center", fontsize=8,
                         color="white" if abs(v) > 0.6 * limit else "black")
                 if not bool(ok.to_numpy()[i, j]):
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0))
@@ -374,8 +397,9 @@ def hyperparameter_scatter(runs, x: str = "test_acc", y: str = "prunability",
     for (name, group), color in zip(runs.groupby("varied", sort=False), plt.cm.tab10.colors):
         for ax, (a, b) in zip(axes, [(x, y), second]):
             done = group.converged & ~group.diverged
-            ax.scatter(group[a][done], group[b][done], color=color, s=22, label=name)
-            ax.scatter(group[a][~done], group[b][~done], facecolors="none", edgecolors=color, s=22)
+            xa, xb = group[a] * _scale(a), group[b] * _scale(b)
+            ax.scatter(xa[done], xb[done], color=color, s=22, label=name)
+            ax.scatter(xa[~done], xb[~done], facecolors="none", edgecolors=color, s=22)
     for ax, (a, b) in zip(axes, [(x, y), second]):
         ax.set_xlabel(label(None, a))
         ax.set_ylabel(label(None, b))
@@ -405,7 +429,7 @@ def soup_heatmaps(soups: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "
     fig, axes = plt.subplots(1, len(variables), figsize=(3.6 * len(variables), 3.2), squeeze=False)
     labels = [f"{v:g}" for v in soups.lr_a.values]
     for ax, var in zip(axes[0], variables):
-        mean = soups[var].mean("seed").values
+        mean = soups[var].mean("seed").values * _scale(var)
         im = ax.imshow(mean, cmap="viridis", origin="lower")
         for i in range(mean.shape[0]):
             for j in range(mean.shape[1]):

@@ -1,52 +1,28 @@
-"""Tables of collected sweeps for the book: what ran, the values over seeds, ours beside the paper's.
+"""Tables for readers: what each sweep ran, its values over seeds, ours beside the paper's, and the
+claims ledger as pages show it.
 
-Everything here reads a sweep's stored results and their attributes (each variable's display
-scale and header, the sweep's complete config), so a table needs neither the code nor the
-registry entries that made the sweep. Verdicts come from :mod:`lrsc.verdicts` only.
+Everything here reads stored results and their attributes (each variable's display scale and
+header, the sweep's complete config) or a ledger of :mod:`lrsc.claims`, so a table needs
+neither the code nor the registry entries that made the sweep. Verdicts come from
+:mod:`lrsc.verdicts` only.
 """
 from __future__ import annotations
 
-import json
+import math
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lrsc import paper, settings, verdicts
+from lrsc import claims, judges, paper, settings, verdicts
+from lrsc.results import config, dataset_model, look, scaled
 from lrsc.verdicts import compared
 
 SUMMARY = ("test_acc", "worst_group_acc", "prunability", "act_comp", "act_sparsity", "max_bc_loss_ratio")
 
 
-def config(ds: xr.Dataset) -> dict:
-    """The complete config a collected sweep stored (its runs' settings, grid and title)."""
-    return json.loads(ds.attrs["config"])
-
-
-def title(ds: xr.Dataset) -> str:
-    """How a sweep is named for readers: its ``title``, else its dataset and model."""
-    if ds.attrs.get("title"):
-        return ds.attrs["title"]
-    cfg = config(ds)
-    return f"{cfg['dataset']}, {cfg['model']}"
-
-
-def dataset_model(ds: xr.Dataset) -> tuple[str, str]:
-    """``(dataset, model)`` registry names of a collected sweep."""
-    cfg = config(ds)
-    return cfg["dataset"], cfg["model"]
-
-
-def config_values(ds: xr.Dataset) -> dict:
-    """The scalar settings of a collected sweep (dataset, model, training and metric parameters,
-    by their last name), for quoting in prose; read from its stored config alone."""
-    cfg = config(ds)
-    given = {k: v for section in ("dataset_params", "model_params", "train", "metrics") for k, v in cfg[section].items()}
-    return {k: v for k, v in given.items() if isinstance(v, (bool, int, float, str))}
-
-
 def header(ds: xr.Dataset, var: str) -> str:
-    return ds[var].attrs.get("header") or var
+    return look(ds, var).header
 
 
 def with_headers(table: pd.DataFrame, ds: xr.Dataset) -> pd.DataFrame:
@@ -55,11 +31,6 @@ def with_headers(table: pd.DataFrame, ds: xr.Dataset) -> pd.DataFrame:
     names = {var: header(ds, var) for var in ds.data_vars}
     names["lr"] = "LR"
     return table.rename(columns=names, level=0 if table.columns.nlevels > 1 else None)
-
-
-def scaled(ds: xr.Dataset, var: str) -> xr.DataArray:
-    """``var`` in its display units (accuracies in %)."""
-    return ds[var] * float(ds[var].attrs.get("display_scale", 1.0))
 
 
 def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY, axis: str = "lr") -> pd.DataFrame:
@@ -74,7 +45,7 @@ def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY, axis: st
     for value in ds[axis].values:
         sel, row = ds.sel({axis: value}), {}
         for k, var in enumerate(v for v in variables if v in ds):
-            digits = int(ds[var].attrs.get("digits", 3)) if "digits" in ds[var].attrs else 3
+            digits = look(ds, var).digits
             values = scaled(sel, var)
             row[header(ds, var)] = round(float(values.mean()), digits)
             if k == 0 and sel.sizes["seed"] > 1:
@@ -136,6 +107,38 @@ def ranges_table(results: dict[str, xr.Dataset],
     return table.rename_axis("sweep")
 
 
+def ranges_text(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability", "act_comp")) -> str:
+    """Our :func:`ranges_table` row of one sweep in the words of :func:`lrsc.paper.tab1_text`."""
+    ours = ranges_table({"ours": ds}, variables).loc["ours"]
+    parts = [f"{paper.TAB1_NAMES.get(v, v)} {paper.span(tuple(ours[v]['ours']), v == 'test_acc')}" for v in variables]
+    return f"LRs {paper.span(tuple(ours['lr']['ours']))}: " + ", ".join(parts)
+
+
+def compared_ends(ds: xr.Dataset) -> list[float]:
+    """The smallest and the largest compared LR of a sweep (where a settings sweep repeats it), or,
+    with fewer than two compared, the smallest and largest LR at which no seed diverged (else the
+    grid's ends): always two distinct LRs where the grid has two."""
+    for values in (compared(ds), [v for v in ds.lr.values.tolist() if not bool(ds.diverged.sel(lr=v).any())],
+                   ds.lr.values.tolist()):
+        values = sorted(values)
+        if len(values) >= 2:
+            return [values[0], values[-1]]
+    return sorted(ds.lr.values.tolist())
+
+
+def longer_training(constant: xr.Dataset, longer: xr.Dataset) -> str:
+    """What training past the stopping criterion changed, in words: unbiased accuracy at the smallest
+    and the largest LR both sweeps compared, and the gap between them, without and with the extra steps."""
+    lrs = sorted(set(compared(constant)) & set(compared(longer)))
+    if len(lrs) < 2:
+        return "the two sweeps share fewer than two compared LRs"
+    a, b = (scaled(d, "test_acc").sel(lr=[lrs[0], lrs[-1]]).mean("seed").values for d in (constant, longer))
+    return (f"at LR {lrs[0]:g}, unbiased accuracy is {a[0]:.1f}% at the criterion and {b[0]:.1f}% after the extra "
+            f"steps; at LR {lrs[-1]:g}, {a[1]:.1f}% and {b[1]:.1f}%; so the LR's gap goes from {a[1] - a[0]:+.1f} to "
+            f"{b[1] - b[0]:+.1f} points (seed means; the paper reports that accuracy changes very little beyond "
+            f"convergence).")
+
+
 def trend_table(results: dict[str, xr.Dataset], checks: dict[str, tuple[str, int]]) -> pd.DataFrame:
     """One row per sweep (``{name: ds}``) and one column per ``{label: (variable, expected)}``: the
     verdict of :func:`lrsc.verdicts.trend` with its numbers, e.g. ``rises: +3.1 points (90% CI
@@ -157,43 +160,188 @@ def above_one(ds: xr.Dataset) -> tuple[int, int]:
     return int(((curve > 1).any("prune_fraction") & has).sum()), int(has.sum())
 
 
-def _cells(ds: xr.Dataset, dims: list[str]) -> xr.Dataset:
-    """``ds`` with its setting ``dims`` stacked into one ``cell`` dim (a single cell without any)."""
-    return ds.stack(cell=dims) if dims else ds.expand_dims(cell=[0])
-
-
-def settings_verdicts(ds: xr.Dataset, var: str = "test_acc") -> list[tuple[str, verdicts.Verdict]]:
-    """Per data setting of a settings sweep (dims ``(*settings, lr, seed)``): the paired verdict
-    that ``var`` is higher at the largest LR than at the smallest, labelled by its setting
-    (``"rho 0.02, n_core 5"``), in grid order."""
-    dims = [d for d in ds[var].dims if d not in ("lr", "seed")]
-    stacked = _cells(ds[[var]], dims)
-    scale, units, bounds = verdicts.presentation(ds[var])
-    out = []
-    for i in range(stacked.sizes["cell"]):
-        cell = stacked.isel(cell=i)
-        low, high = cell[var].sel(lr=cell.lr.min()), cell[var].sel(lr=cell.lr.max())
-        label = ", ".join(f"{d} {cell[d].item():g}" for d in dims)
-        out.append((label, verdicts.contrast(low.values, high.values, 1, units=units, scale=scale, bounds=bounds)))
-    return out
-
-
 def settings_frame(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability")) -> pd.DataFrame:
-    """:func:`settings_verdicts` of each of ``variables`` as a table: one row per setting (indexed by
+    """:func:`lrsc.judges.settings_verdicts` of each of ``variables`` as a table: one row per setting (indexed by
     the settings' values), columns ``(variable, "effect" | "verdict")`` and ``converged`` (every
     run of the setting converged)."""
     dims = [d for d in ds["test_acc"].dims if d not in ("lr", "seed")]
-    stacked = _cells(ds[["converged"]], dims)
+    stacked = ds[["converged"]].stack(cell=dims) if dims else ds[["converged"]].expand_dims(cell=[0])
     cells = [stacked.isel(cell=i) for i in range(stacked.sizes["cell"])]
     keys = [tuple(c[d].item() for d in dims) for c in cells]
     index = pd.MultiIndex.from_tuples(keys, names=dims) if len(dims) > 1 else \
         pd.Index([k[0] if k else 0 for k in keys], name=dims[0] if dims else " ")
     columns = {}
     for var in variables:
-        judged = [v for _, v in settings_verdicts(ds, var)]
+        judged = [v for _, v in judges.settings_verdicts(ds, var)]
         columns[(var, "effect")] = [v.effect for v in judged]
         columns[(var, "verdict")] = [v.verdict for v in judged]
     columns[("converged", "")] = [bool(c.converged.all()) for c in cells]
     table = pd.DataFrame(columns, index=index)
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
+
+
+# ----- the claims ledger for readers -----
+
+SHOWN = {"agrees": "**agrees**", "disagrees": "**disagrees**", "no effect": "**no effect**",
+         "inconclusive": "inconclusive", "untestable": "*untestable*"}
+WORDS = {"agrees": "as the paper claims", "disagrees": "against the paper's claim",
+         "no effect": "so the claimed effect is absent here",
+         "inconclusive": "so this run cannot tell whether the paper's claim holds",
+         "untestable": "which this run cannot test"}
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def ledger_markdown(table: pd.DataFrame, link: bool = False, q: bool = False) -> str:
+    """A ledger table (:func:`lrsc.claims.ledger`) as a Markdown table for a page: figure, claim, the
+    sweep and setting it is judged on, the verdict (bold where the data decide) and the numbers
+    behind it; with ``q`` the Benjamini-Hochberg q-value (:func:`lrsc.claims.with_q`), with ``link``
+    the chapter that shows it."""
+    if not len(table):
+        return "No claim of this page could be judged: its sweeps are not stored."
+    head = ["paper", "claim", "on", "verdict", "effect, 90% interval, seeds", *(["q"] if q else []),
+            *(["shown in"] if link else [])]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for _, r in table.iterrows():
+        on = f"{r.on} ({r.setting})" if r.setting else r.on
+        cells = [r.figure, r.statement, on, SHOWN[r.verdict], r.text]
+        if q:
+            cells.append(f"{r.q:.2g}" if np.isfinite(r.q) else "–")
+        if link:
+            cells.append(f"{{doc}}`{r.chapter}`")
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def says(table: pd.DataFrame, claim_id: str, folder: str | None = None, trend: bool = True) -> str:
+    """One clause for a page to glue about declared claim ``claim_id`` (on ``folder`` where its role
+    has several sweeps): what the data show, the numbers, and the verdict, e.g. ``rises (+12.4
+    points, 90% CI +9.1 to +15.7, 3 seeds), as the paper claims``. For a claim that is not a trend
+    (``trend=False``) the clause starts with the verdict itself. A claim the build did not judge
+    says so; an unknown claim raises ConfigError."""
+    try:
+        r = claims.row(table, claim_id, folder)
+    except KeyError:
+        return "is not judged in this build (its sweep was not run)"
+    if r.verdict == "untestable":
+        return f"cannot be tested here ({r.text})"
+    if not trend:
+        return {"agrees": "agrees with the paper", "disagrees": "disagrees with the paper",
+                "no effect": "finds no effect (the paper's claim does not hold here)",
+                "inconclusive": "is inconclusive"}[r.verdict] + f" ({r.text})"
+    shows = "does not move" if r.verdict == "no effect" else {1: "rises", -1: "falls", 0: "shows no clear direction"}[
+        int(r.side)]
+    return f"{shows} ({r.text}), {WORDS[r.verdict]}"
+
+
+def answer(counts: dict[str, int]) -> str:
+    """One line for a group of verdicts, e.g. ``holds in 4 of the 9 verdicts, against it in 1, absent
+    in 2, cannot tell in 1, untestable in 1``."""
+    n = sum(counts.values())
+    if not n:
+        return "not judged in this build"
+    parts = [f"holds in {counts['agrees']} of the {n} verdicts"]
+    for kind, words in (("disagrees", "against it in"), ("no effect", "absent in"), ("inconclusive", "cannot tell in"),
+                        ("untestable", "untestable in")):
+        if counts[kind]:
+            parts.append(f"{words} {counts[kind]}")
+    return ", ".join(parts)
+
+
+REASONS = {"fewer than": "too few seeds or compared LRs", "does not learn": "a setting that does not learn its task",
+           "undefined": "a variable undefined for these runs", "ceiling": "a variable pinned at its ceiling",
+           "floor": "a variable pinned at its floor", "do not clearly differ": "a soup whose members do not differ",
+           "snapshots": "no snapshots recorded", "none of the pooled": "no pooled sweep learns its task",
+           "no variation": "no variation within the sweeps"}
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of an untestable verdict's reason, in a few words (for counts on a page)."""
+    return next((words for key, words in REASONS.items() if key in reason), "other")
+
+
+def contributions(table: pd.DataFrame) -> pd.DataFrame:
+    """Per contribution of the paper (Sec. 1): its words, the verdicts that bear on it by kind, and
+    :func:`answer`; indexed by the contribution's number."""
+    rows = {}
+    for k, words in paper.CONTRIBUTIONS.items():
+        n = claims.counts(table[table.contribution == k])
+        rows[k] = {"contribution": words, **n, "answer": answer(n)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("")
+
+
+def contributions_markdown(table: pd.DataFrame) -> str:
+    """:func:`contributions` as a Markdown list: each contribution in the paper's words and its answer."""
+    return "\n".join(f"{k}. *{r.contribution}*: {r.answer}." for k, r in contributions(table).iterrows())
+
+
+def headline_markdown(table: pd.DataFrame) -> str:
+    """The headline rows of a ledger (:data:`lrsc.claims.HEADLINE`) as one Markdown row per main LR
+    sweep: unbiased accuracy, prunability, and both together, each with its verdict and numbers."""
+    main = table[table.claim.isin(claims.HEADLINE)]
+    lines = ["| sweep | unbiased accuracy rises with LR | prunability rises with LR | both rise |", "|---|---|---|---|"]
+    for folder, rows in main.groupby("folder", sort=False):
+        cells = []
+        for suffix in (".acc", ".prune", ".both"):
+            row = rows[rows.claim.str.endswith(suffix)]
+            text = "" if suffix == ".both" else f": {_cell(row.text.iloc[0])}" if len(row) else ""  # both: its parts' numbers are beside it
+            cells.append(f"{SHOWN[row.verdict.iloc[0]]}{text}" if len(row) else "–")
+        lines.append(f"| {rows.on.iloc[0]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ----- what an LR sweep ran -----
+
+def _unstable_because(ds: xr.Dataset, lr: float, loss: float) -> str:
+    """Why the LR ``lr`` of an edge-protocol sweep counts as unstable, in words."""
+    at = ds.sel(lr=lr)
+    n, div = at.sizes.get("seed", 1), int(at.diverged.sum())
+    if div:
+        return f"{div} of {n} seeds diverged"
+    return f"some seed lost more than {loss:.0%} of the best above-chance accuracy"
+
+
+def lr_protocol(ds: xr.Dataset) -> str:
+    """One sentence on the LRs an LR sweep ran and why: its span, the paper's beside it (Tab. 1, where
+    it has the row), the edge of stability and what happened above it, the step cap rule and the seeds."""
+    cfg = config(ds)
+    lrs = sorted(float(v) for v in ds.lr.values)
+    used = compared(ds)
+    seeds = ds.sizes.get("seed", 1)
+    span = f"{used[0]:g} to {used[-1]:g} ({used[-1] / used[0]:.3g}× span)" if len(used) > 1 else \
+        f"{', '.join(f'{v:g}' for v in lrs)} (fewer than two compared)"
+    theirs = paper.tab1(*dataset_model(ds))
+    out = [f"Compared LRs {span}"]
+    if theirs:
+        lo, hi = theirs["lr"]
+        out[0] += f"; the paper's Tab. 1 row spans {lo:g} to {hi:g} ({hi / lo:.3g}×)"
+    edge = cfg.get("edge")
+    if edge:
+        spec = edge["spec"]
+        found = f"probed from LR {spec['start']:g} by factors of {spec['factor']:.3g} up to the edge of stability, " \
+                f"LR {edge['edge']:g}"
+        if edge["unstable"] is not None and edge["unstable"] in lrs:
+            found += f"; at LR {edge['unstable']:g}, {_unstable_because(ds, edge['unstable'], spec['loss'])} " \
+                     f"(shown, not compared)"
+        else:
+            found += f"; no unstable LR was found within {spec['probes']} probes, so the sweep may stop short of the edge"
+        out.append(found)
+    else:
+        div = [v for v in lrs if bool(ds.diverged.sel(lr=v).any())]
+        out.append(f"a fixed grid; {'some seed diverged at LR ' + ', '.join(f'{v:g}' for v in div) if div else 'no LR diverged, so the grid may stop short of the edge of stability'}")
+    train = cfg["train"]
+    cap = f"step cap {train['max_steps']}"
+    if train.get("cap_lr"):
+        low = min(lrs)
+        grown = math.ceil(round(train["max_steps"] * train["cap_lr"] / low, 6)) if low < train["cap_lr"] else \
+            train["max_steps"]
+        cap += f" at LR {train['cap_lr']:g} and above, growing as 1/LR below it ({grown} at LR {low:g})"
+    unconverged = [v for v in lrs if v not in used and not bool(ds.diverged.sel(lr=v).any())]
+    if unconverged:
+        cap += f"; at LR {', '.join(f'{v:g}' for v in unconverged)} some seed hit it (shown, not compared)"
+    out.append(cap)
+    out.append(f"{seeds} seeds")
+    return "; ".join(out) + "."

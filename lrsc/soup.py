@@ -19,7 +19,11 @@ import torch
 import xarray as xr
 
 from lrsc import sweepdir, verdicts
+from lrsc.variables import Presentation
 from lrsc.verdicts import Verdict
+
+
+POSITION_SESOI = 0.1  # a tenth of the span between the two members: a smaller gap between positions is no separation
 
 
 def average(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -79,4 +83,5 @@ def judge(soups: xr.Dataset, lo: float, hi: float) -> list[tuple[str, Verdict]]:
         position[var] = (soups[var].sel(lr_a=lo, lr_b=hi) - low) / (high - low)
     statement = (f"The soup of the LR {lo:g} and LR {hi:g} models separates robustness from compressibility: it sits "
                  f"at different points between its two members in accuracy and in prunability.")
-    return [(statement, verdicts.contrast(position["prunability"], position["test_acc"], 0))]
+    return [(statement, verdicts.contrast(position["prunability"], position["test_acc"], 0,
+                                          look=Presentation(sesoi=POSITION_SESOI)))]

@@ -7,7 +7,10 @@ import pytest
 import xarray as xr
 import yaml
 
-from lrsc import book, claims, variables
+import pandas as pd
+
+from lrsc import book, claims, report, variables, verdicts
+from lrsc.errors import ConfigError
 
 LRS = [0.01, 0.03, 0.1, 0.3]
 RISING = [[0.50, 0.52, 0.51], [0.55, 0.56, 0.54], [0.70, 0.71, 0.69], [0.80, 0.82, 0.81]]
@@ -34,22 +37,46 @@ def _store(root, folder, ds) -> None:
 
 def test_trend_claims_from_stored_sweeps(tmp_path):
     _store(tmp_path, "parity", _sweep(RISING, np.asarray(RISING)[::-1] - 0.3, title="Parity, FCN"))
+    claims.record(tmp_path, "fig3_parity", {"parity": ["parity"], "moon_star": ["moon_star"]})
     table = claims.ledger(tmp_path, chapter="fig3_parity")
-    assert table.loc["fig3.parity.test_acc", "verdict"] == "agrees"
-    assert table.loc["fig3.parity.prunability", "verdict"] == "disagrees"
-    assert table.loc["fig3.parity.test_acc", "on"] == "Parity, FCN"
-    assert table.loc["fig3.parity.test_acc", "claim"] == "Unbiased test accuracy rises with the learning rate."
-    assert "fig15.moon_star.test_acc" not in table.index  # its sweep is not stored: no row
+    assert table.loc["fig3.acc/parity", "verdict"] == "agrees"
+    assert table.loc["fig3.prune/parity", "verdict"] == "disagrees"
+    assert table.loc["fig3.both/parity", "verdict"] == "disagrees"  # accuracy rises, prunability falls: not both
+    assert table.loc["fig3.acc/parity", "on"] == "Parity, FCN"
+    assert table.loc["fig3.acc/parity", "statement"] == "Unbiased test accuracy rises with the learning rate."
+    assert table.loc["fig3.acc/parity", "contribution"] == 1 and table.loc["fig3.acc/parity", "figure"] == "Fig. 3"
+    assert not table.claim.str.startswith("fig15").any()  # its sweep is not stored: no row
     assert set(table.chapter) == {"fig3_parity"}
     # the same rows, word for word, on the claims page
     everything = claims.ledger(tmp_path)
-    assert everything.loc[table.index].equals(table)
-    assert claims.says(table, "fig3.parity.test_acc").startswith("rises (+")
-    assert claims.says(table, "fig3.parity.test_acc").endswith("as the paper claims")
-    assert claims.says(table, "fig3.parity.prunability").endswith("against the paper's claim")
-    assert claims.counts(table)["agrees"] >= 1 and sum(claims.counts(table).values()) == len(table)
-    markdown = claims.markdown(table, link=True)
+    pd.testing.assert_frame_equal(everything.loc[table.index], table)
+    assert report.says(table, "fig3.acc").startswith("rises (+")
+    assert report.says(table, "fig3.acc").endswith("as the paper claims")
+    assert report.says(table, "fig3.prune").endswith("against the paper's claim")
+    assert report.says(table, "fig15.acc") == "is not judged in this build (its sweep was not run)"
+    markdown = report.ledger_markdown(table, link=True)
     assert "| Fig. 3 | Unbiased test accuracy rises" in markdown and "{doc}`fig3_parity`" in markdown
+
+
+def test_an_unknown_claim_or_role_raises(tmp_path):
+    with pytest.raises(ConfigError, match="no claim 'fig3.accuracy'; claims: fig3.acc"):
+        claims.get("fig3.accuracy")
+    with pytest.raises(ConfigError, match="no claim"):
+        report.says(pd.DataFrame(columns=["claim", "folder"]), "fig99")
+    with pytest.raises(ConfigError, match="chapter fig3_parity has no role 'main'"):
+        claims.record(tmp_path, "fig3_parity", {"main": ["parity"]})
+    with pytest.raises(ValueError, match="unknown judge"):
+        claims.Claim("x", 1, "Fig. 1", "fig3_parity", "parity", "no_such_judge")
+
+
+def test_the_table_declares_every_figure_once():
+    ids = [c.id for c in claims.CLAIMS]
+    assert len(ids) == len(set(ids)) and set(claims.HEADLINE) <= set(ids)
+    assert {c.contribution for c in claims.CLAIMS} == set(range(1, 6))
+    for figure in ("Fig. 3", "Fig. 4, 16", "Fig. 5", "Fig. 6, Tab. 2", "Fig. 7, 19", "Fig. 10, 11", "Fig. 12",
+                   "Fig. 13", "Fig. 15", "Fig. 18", "Prop. 1", "Prop. 2", "Fig. 23-25, 29", "Fig. 30 (left)",
+                   "Fig. 30 (right)", "Fig. 14"):
+        assert any(c.figure == figure for c in claims.CLAIMS), figure
 
 
 def test_both_claims(tmp_path):
@@ -58,12 +85,13 @@ def test_both_claims(tmp_path):
     trade = _sweep(RISING, np.asarray(RISING)[::-1] - 0.3, axis="l1", values=[0, 1e-5, 1e-4, 1e-3]).expand_dims(lr=[0.05])
     _store(tmp_path, "hp_momentum", up)
     _store(tmp_path, "hp_l1", trade)
+    claims.record(tmp_path, "fig6_hyperparameters", {"lr": ["hp_parity"], "hp": ["hp_momentum", "hp_l1", "hp_asam_rho"]})
     table = claims.ledger(tmp_path, chapter="fig6_hyperparameters")
-    assert table.loc["fig6.hp_parity.both", "verdict"] == "agrees"
-    assert table.loc["fig6.hp_momentum.both", "verdict"] == "disagrees"  # momentum gets both here
-    assert table.loc["fig6.hp_l1.both", "verdict"] == "agrees"  # L1 trades prunability for accuracy
-    assert "fig6.hp_asam_rho.both" not in table.index
-    assert "test_acc: +" in table.loc["fig6.hp_parity.both", "effect"]  # each part's numbers beside the verdict
+    assert table.loc["fig6.lr/hp_parity", "verdict"] == "agrees"
+    assert table.loc["fig6.others/hp_momentum", "verdict"] == "disagrees"  # momentum gets both here
+    assert table.loc["fig6.others/hp_l1", "verdict"] == "agrees"  # L1 trades prunability for accuracy
+    assert "fig6.others/hp_asam_rho" not in table.index  # recorded, but not stored
+    assert "unbiased test accuracy: agrees, +" in table.loc["fig6.lr/hp_parity", "text"]  # each part beside the verdict
 
 
 def test_correlation_claim_pools_the_main_sweeps(tmp_path):
@@ -74,21 +102,22 @@ def test_correlation_claim_pools_the_main_sweeps(tmp_path):
         ds["max_bc_loss_ratio"] = ds.test_acc * 2 - 0.5  # rises with accuracy, exactly
         ds["max_bc_loss_ratio"].attrs.update(variables.get("max_bc_loss_ratio").attrs())
         _store(tmp_path, folder, ds)
-    row = claims.ledger(tmp_path).loc["fig12"]
+    claims.record(tmp_path, "fig12_13_mechanism", {"sweeps": ["parity", "moon_star"]})
+    row = claims.ledger(tmp_path).loc["fig12/sweeps"]
     assert row.verdict == "agrees" and row.compared == 24 and row.on == "2 sweeps pooled"
 
 
-def test_claims_are_declared_once_for_each_figure(tmp_path):
-    declared = claims.all_claims(tmp_path)  # the default sweep folders of every chapter
-    ids = [c.id for c in declared]
-    assert len(ids) == len(set(ids))
-    for figure in ("Fig. 3", "Fig. 4, 16", "Fig. 5", "Fig. 6, Tab. 2", "Fig. 7, 19", "Fig. 10, 11", "Fig. 12",
-                   "Fig. 13", "Fig. 15", "Fig. 18", "Prop. 1-2", "Fig. 23-25, 29", "Fig. 30 (left)",
-                   "Fig. 30 (right)", "Fig. 14"):
-        assert any(c.figure == figure for c in declared), figure
-    # a chapter that records its own folders is judged on those
-    claims.record(tmp_path, "fig7_naturalistic", {"sweeps": ["params/mine/vit_on_waterbirds.yaml"]})
-    assert [c.folder for c in claims.all_claims(tmp_path, "fig7_naturalistic")] == ["vit_on_waterbirds"] * 3
+def test_q_values_chance_decisions_and_the_csv(tmp_path):
+    _store(tmp_path, "parity", _sweep(RISING, np.asarray(RISING)[::-1] - 0.3, title="Parity, FCN"))
+    claims.record(tmp_path, "fig3_parity", {"parity": ["parity"]})
+    table = claims.with_q(claims.ledger(tmp_path))
+    tested = table[table.p.notnull()]
+    assert np.allclose(tested.q, verdicts.q_values(tested.p.to_numpy()))
+    assert claims.chance_decisions(table) == pytest.approx(0.1 * len(tested))
+    assert (table.survives == (table.verdict.isin(verdicts.DECISIVE) & (table.q <= 0.1))).all()
+    path = claims.write_csv(table, tmp_path / "claims.csv")
+    back = pd.read_csv(path, index_col="id")
+    assert list(back.index) == list(table.index) and "seeds needed" in back and (back.verdict == table.verdict).all()
 
 
 def _pages(tmp_path, flags: dict, source: str = 'x = 0\n') -> None:

@@ -12,6 +12,7 @@ import papermill
 import pytest
 
 from lrsc.collect import load
+from lrsc.results import config_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,9 +63,7 @@ def test_collect_keeps_a_metric_registered_elsewhere(extended):
     assert "bc_acc" in after and (after.bc_acc == before.bc_acc).all()
     assert after.bc_acc.attrs["long_name"] == "bias-conflicting accuracy"
     # and its stored config reads back without the registry entry that made it
-    from lrsc import report
-
-    assert report.config_values(after)["n_train"] == 400
+    assert config_values(after)["n_train"] == 400
     assert json.loads(after.attrs["config"])["dataset"] == "toy_spurious"
 
 

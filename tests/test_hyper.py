@@ -8,7 +8,8 @@ import xarray as xr
 import yaml
 
 from conftest import run_store
-from lrsc import hyper, paper, report, soup, variables
+from lrsc import claims, hyper, paper, report, soup, variables
+from lrsc.chapter import Chapter
 from lrsc.evaluation import evaluate
 from lrsc.mechanism import load_model
 from lrsc.runs import load_data
@@ -87,11 +88,14 @@ def test_soups_refuse_a_sweep_over_other_settings(tmp_path, tiny_parity):
         soup.pair_soups(tmp_path / "m")
 
 
-def test_sweep_each_stores_one_axis_per_hyperparameter(tmp_path, tiny_parity):
+def test_a_chapter_sweeps_each_hyperparameter_at_one_lr(tmp_path, tiny_parity):
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump(tiny_parity))
-    results = hyper.sweep_each(params, 0.3, {"l1": [0.0, 1e-4], "focal_gamma": [0.0, 2.0]}, tmp_path / "out")
-    assert list(results) == ["lr", "l1", "focal_gamma"]
+    ch = Chapter("fig6_hyperparameters", tmp_path / "out")
+    results = {"lr": ch.sweep("lr", params)}
+    for key, values in {"l1": [0.0, 1e-4], "focal_gamma": [0.0, 2.0]}.items():
+        results[key] = ch.sweep("hp", params, folder=f"hp_{key}", title_=f"tiny: {hyper.name(key)} at LR 0.3",
+                                changes=hyper.changes(key, values, 0.3)).isel(lr=0)
     assert set(results["l1"].test_acc.dims) == {"seed", "l1"}
     assert float(results["l1"].lr) == 0.3
     # the plain point of every sweep is the LR sweep's run at that LR: the same stored run, trained once
@@ -100,3 +104,11 @@ def test_sweep_each_stores_one_axis_per_hyperparameter(tmp_path, tiny_parity):
     assert (tmp_path / "out" / "hp_focal_gamma" / "results.nc").is_file()
     assert len(list(run_store(tmp_path / "out" / "p").root.glob("*.nc"))) == 4 + 2 + 2  # 8 runs, not 12
     assert results["l1"].attrs["title"].endswith("L1 at LR 0.3")
+    # the roles its claims are judged on are recorded as it runs them
+    assert claims.roles(tmp_path / "out", "fig6_hyperparameters") == {"lr": ["p"], "hp": ["hp_l1", "hp_focal_gamma"]}
+    assert set(ch.table.claim) == {"fig6.lr", "fig6.others"}
+
+
+def test_tab2_says_when_another_datasets_rows_stand_in():
+    assert hyper.paper_rows("mnist_cifar") == "MNIST-CIFAR"
+    assert "has no parity rows; Colored MNIST's stand in" in hyper.paper_rows("parity")

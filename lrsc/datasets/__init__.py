@@ -166,3 +166,17 @@ def unbiased_labels(n: int, num_classes: int, g: torch.Generator) -> tuple[torch
 # Builders register themselves on import.
 from lrsc.datasets import colored_mnist, corrupted_cifar10, double_mnist, mnist_cifar, moon_star, parity  # noqa: E402,F401
 from lrsc.datasets import naturalistic, standard  # noqa: E402,F401
+
+
+def group_sizes(configs: dict[str, dict]) -> "pd.DataFrame":
+    """Per sweep config (``{name: config}``, as a collected sweep stores it): how many groups (class,
+    bias value) its unbiased test set has, how many test images the smallest group holds, and the
+    test images in all, for the config's first seed."""
+    import pandas as pd
+
+    rows = {}
+    for name, cfg in configs.items():
+        test = build(cfg["dataset"], seed=cfg["grid"].get("seed", [cfg["seed"]])[0], **cfg["dataset_params"])[1]
+        sizes = torch.bincount(test.group, minlength=test.num_groups)
+        rows[name] = {"groups": len(sizes), "smallest test group": int(sizes.min()), "test images": len(test)}
+    return pd.DataFrame.from_dict(rows, orient="index")
