@@ -1,85 +1,98 @@
 # %% [markdown]
 # # The claims, one by one
 #
-# This page lists every claim of the paper that this build could test, with the verdict of
-# its own runs and a link to the chapter that shows it. It trains nothing: it reads what the
-# chapters stored under `results_dir`, after all of them have run, and it is the union of
-# the chapters' own verdict tables — each row is made by the same function there and here.
+# This page lists every claim of the paper that this book tests, grouped by the paper's
+# contribution it bears on and by figure, with the verdict of this build's runs and a link to
+# the chapter that shows it. It trains nothing: it reads what the chapters stored under
+# `results_dir`, after all of them have run, and its rows are the chapters' own verdict tables
+# — each row is made by the same function there and here.
 #
-# **How a claim is judged** (see {doc}`definitions` for every quantity). Runs of one seed
-# share their initialisation and data order, so each comparison is made within seeds: a seed
-# gives one paired effect — for a trend with the learning rate, its mean over the upper half
-# of the compared LRs minus its mean over the lower half (the LRs at which every seed reached
-# its stopping criterion and none diverged) — and the effect's uncertainty is a
-# {glue:text}`claims_level`% Student-t interval over seeds. A claim **agrees** when the
-# interval lies on the claimed side of zero, **disagrees** when it lies on the other side,
-# and is **inconclusive** when it contains zero: the data cannot tell. It is **untestable**,
-# with the reason given, when fewer than {glue:text}`claims_min_seeds` seeds or fewer than two
-# LRs are compared, or when the variable sits within {glue:text}`claims_margin` of its range
-# of its ceiling (or floor) at every compared LR (or both compared settings), where it has no
-# room to move the claimed way. A correlation over runs (Fig. 12) is judged by a permutation test of the same level
-# over at least {glue:text}`claims_min_runs` runs, and a claim on two variables ("gets both")
-# by the verdicts of both.
+# **How a claim is judged** (see {doc}`definitions` for every quantity and the full rule).
+# Runs of one seed share their initialisation and data order, so each comparison is made
+# within seeds: a seed gives one paired effect — for a trend with the learning rate, its mean
+# over the upper half of the compared LRs minus its mean over the lower half — and the
+# effect's uncertainty is a {glue:text}`claims_level`% Student-t interval over seeds. Each
+# variable declares a smallest effect of interest. A claim **agrees** when the interval
+# excludes zero on the claimed side, **disagrees** when it excludes zero on the other side,
+# finds **no effect** when it lies wholly inside the smallest effect of interest, and is
+# **inconclusive** otherwise, with about how many seeds would decide it. It is **untestable**,
+# with its reason, when its preconditions fail: too few seeds or compared LRs, a setting that
+# does not learn its task, an undefined variable, or a variable pinned at a bound when the
+# interval does not decide.
 
 # %% tags=["parameters"]
 results_dir = "results/quick"  # where the chapters stored their sweeps (one subfolder per sweep)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
+import os
 
-from lrsc import claims, plots, report, verdicts
-from lrsc.book import chapters, project_root, resolve
+from lrsc import claims, paper, plots, report, verdicts
+from lrsc.chapter import Chapter
+from lrsc.judges import Results
+from lrsc.paths import project_root, resolve
+from lrsc.results import title
 
-glue("claims_level", int(100 * verdicts.LEVEL), display=False)
-glue("claims_min_seeds", verdicts.MIN_SEEDS, display=False)
-glue("claims_margin", f"{verdicts.CEILING_MARGIN:.0%}", display=False)
-glue("claims_min_runs", verdicts.MIN_RUNS, display=False)
-table = claims.ledger(resolve(results_dir))
-glue("claims_n", len(table), display=False)
-for verdict, n in claims.counts(table).items():
-    glue(f"claims_n_{verdict}", n, display=False)
-in_book = {c.split("/")[-1] for c in chapters(project_root())}
-glue("claims_table", Markdown(claims.markdown(table[table.chapter.isin(in_book)], link=True)), display=False)
+page = Chapter("claims", results_dir)
+page.glue("claims_level", int(100 * verdicts.LEVEL))
+table = claims.with_q(claims.ledger(resolve(results_dir)))
+csv = claims.write_csv(table, resolve(results_dir) / "claims.csv")
+page.glue("claims_csv", f"{{download}}`the ledger as CSV <{os.path.relpath(csv, project_root() / 'book')}>`")
+n = claims.counts(table)
+page.glue("claims_n", len(table))
+for verdict, count in n.items():
+    page.glue(f"claims_n_{verdict.replace(' ', '_')}", count)
+page.glue("claims_n_judged", len(table) - n["untestable"])
+page.glue("claims_n_tested", int(table.p.notnull().sum()))
+page.glue("claims_chance", f"{claims.chance_decisions(table):.0f}")
+page.glue("claims_decisive", int(table.verdict.isin(verdicts.DECISIVE).sum()))
+page.glue("claims_survive", int(table.survives.sum()))
+page.glue("claims_fdr", f"{verdicts.FDR:.0%}")
+sections = []
+for k, words in paper.CONTRIBUTIONS.items():
+    rows = table[table.contribution == k]
+    sections.append(f"### Contribution {k}\n\n*The paper: {words}.* This build: {report.answer(claims.counts(rows))}."
+                    + "".join(f"\n\n**{figure}**\n\n" + report.ledger_markdown(group, link=True, q=True)
+                              for figure, group in rows.groupby("figure", sort=False)))
+page.markdown("claims_tables", "\n\n".join(sections))
 
 # %% [markdown]
-# Of the {glue:text}`claims_n` claims judged, {glue:text}`claims_n_agrees` agree with the
-# paper, {glue:text}`claims_n_disagrees` disagree, {glue:text}`claims_n_inconclusive` are
-# inconclusive and {glue:text}`claims_n_untestable` are untestable with this build's runs.
+# Of the {glue:text}`claims_n` verdicts, {glue:text}`claims_n_agrees` agree with the paper,
+# {glue:text}`claims_n_disagrees` disagree, {glue:text}`claims_n_no_effect` find no effect,
+# {glue:text}`claims_n_inconclusive` are inconclusive and {glue:text}`claims_n_untestable` are
+# untestable with this build's runs, so {glue:text}`claims_n_judged` were judged.
 #
-# ```{glue:md} claims_table
+# **How many decisions could be chance.** Of the judged verdicts, {glue:text}`claims_n_tested`
+# test an effect with a p-value; if no effect were real, about {glue:text}`claims_chance` of
+# them would still come out decisive at this level. Of the {glue:text}`claims_decisive`
+# decisive verdicts (agrees or disagrees), {glue:text}`claims_survive` survive a
+# {glue:text}`claims_fdr` false-discovery rate (their Benjamini-Hochberg q-value, column `q`,
+# is at most that). Every verdict, with its numbers, p and q, is also {glue:text}`claims_csv`.
+#
+# ```{glue:md} claims_tables
 # :format: myst
 # ```
 
 # %% [markdown]
 # ## Where the claim holds
 #
-# A verdict is about one data setting. Two chapters also run a small sweep over data
-# settings at the smallest and the largest LR of their main sweep: the parity chapter over
-# the fraction of bias-conflicting samples `rho` and the number of core bits, the Fig. 4
-# chapter over `rho` on Colored MNIST. {numref}`claims-where` maps, per setting, the paired
-# effect of the large LR over the small one on unbiased accuracy and on prunability, with its
-# verdict (the same rule; these rows are in the table above).
+# A verdict is about one data setting. Two chapters also run a small sweep over data settings
+# at the smallest and the largest compared LR of their main sweep (the parity chapter over the
+# fraction of bias-conflicting samples `rho` and the number of core bits, the Fig. 4 chapter
+# over `rho`). {numref}`claims-where` maps, per setting, the paired effect of the large LR over
+# the small one on unbiased accuracy and on prunability, with its verdict (the same rule; these
+# rows are the `settings` rows of the tables above, accuracy and prunability alike).
 
 # %% tags=["hide-input"]
-folders = {"parity_settings": "parity", "fig4_settings": "Colored MNIST"}
-stored = {name: ds for folder, name in folders.items()
-          if (ds := claims.Results(resolve(results_dir)).sweep(folder)) is not None}
+res = Results(resolve(results_dir))
+stored = {title(ds): ds for claim in ("fig3.settings.acc", "fig4.settings.acc")
+          for folder in claims.roles(res.root, claims.get(claim).chapter).get(claims.get(claim).role, [])
+          if (ds := res.sweep(folder)) is not None}
 maps = {name: report.settings_frame(ds) for name, ds in stored.items()}
-if maps:
-    fig = plots.gain_heatmaps(maps)
-else:
-    fig, ax = plt.subplots(figsize=(4, 1))
-    ax.text(0.5, 0.5, "no settings sweep stored", ha="center", va="center")
-    ax.axis("off")
-glue("claims_where", fig, display=False)
-plt.close(fig)
-cells = [row for t in maps.values() for _, row in t.iterrows()]
-glue("claims_n_settings", len(cells), display=False)
+page.figure("claims_where", plots.gain_heatmaps(maps) if maps else plots.nothing("no settings sweep stored"))
+settings_rows = table[table.claim.str.contains(".settings.", regex=False)]
+page.glue("claims_n_settings", int((settings_rows.variable == "test_acc").sum()))
 for var, short in (("test_acc", "acc"), ("prunability", "prune")):
-    for verdict in verdicts.VERDICTS:
-        glue(f"claims_{short}_{verdict}", sum(row[(var, "verdict")] == verdict for row in cells), display=False)
+    page.glue(f"claims_{short}_answer", report.answer(claims.counts(settings_rows[settings_rows.variable == var])))
 
 # %% [markdown]
 # ```{glue:figure} claims_where
@@ -89,15 +102,10 @@ for var, short in (("test_acc", "acc"), ("prunability", "prune")):
 # Where the LR effect holds. One row per settings sweep; per data setting (cell), the paired
 # effect of the largest over the smallest LR on unbiased test accuracy (left, percentage
 # points) and on prunability (right), seed mean, written in the cell with its verdict's
-# initial (a agrees, d disagrees, i inconclusive, u untestable): blue where the large LR is
-# ahead, red where it is behind. Hatched cells had a run that did not reach 100% training
-# accuracy.
+# initial (a agrees, d disagrees, n no effect, i inconclusive, u untestable): blue where the
+# large LR is ahead, red where it is behind, as the colour bars read. Hatched cells had a run
+# that did not reach 100% training accuracy.
 # ```
 #
 # Over the {glue:text}`claims_n_settings` settings, the large LR's gain in unbiased accuracy
-# agrees with the paper in {glue:text}`claims_acc_agrees`, disagrees in
-# {glue:text}`claims_acc_disagrees`, is inconclusive in {glue:text}`claims_acc_inconclusive`
-# and untestable in {glue:text}`claims_acc_untestable`; its gain in prunability agrees in
-# {glue:text}`claims_prune_agrees`, disagrees in {glue:text}`claims_prune_disagrees`, is
-# inconclusive in {glue:text}`claims_prune_inconclusive` and untestable in
-# {glue:text}`claims_prune_untestable`.
+# {glue:text}`claims_acc_answer`; its gain in prunability {glue:text}`claims_prune_answer`.

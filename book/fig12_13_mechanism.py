@@ -39,34 +39,26 @@ results_dir = "results/quick"  # where the sweeps stored their runs and results.
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
+from lrsc import mechanism, paper, plots, sweepdir
+from lrsc.chapter import Chapter
+from lrsc.paths import resolve
 
-from lrsc import claims, mechanism, paper, plots, sweepdir
-from lrsc.book import resolve
-from lrsc.sweep import run_sweep, run_sweeps
-
-out = resolve(results_dir)
-results = run_sweeps(sweep_params, out, overrides, progress)
-dyn_folder = out / resolve(dynamics_params).stem
-dyn = run_sweep(resolve(dynamics_params), dyn_folder, overrides, progress=progress)
+ch = Chapter("fig12_13_mechanism", results_dir, overrides, progress)
+results = ch.sweeps("sweeps", sweep_params)
+dyn = ch.sweep("dynamics", dynamics_params)
+dyn_folder = ch.folder(resolve(dynamics_params).stem)
 lo, hi = mechanism.low_high(dyn)
 scaling = mechanism.scaling_by_seed(dyn_folder, lo, [int(s) for s in dyn.seed.values], alphas, n_batch)
 sweepdir.save_derived(dyn_folder, "logit_scaling", scaling)
-claims.record(out, "fig12_13_mechanism", {"sweeps": sweep_params, "dynamics": [dynamics_params]})
-table = claims.ledger(out, chapter="fig12_13_mechanism")
 for key in ("fig12_setting", "fig13_setting"):
-    glue(f"mech_paper_{key.split('_')[0]}", paper.QUOTES[key].value, display=False)
-glue("mech_paper_fig18", f"{paper.QUOTES['fig18_setting'].value}, ending with "
-     f"{paper.QUOTES['fig18_class_dominant_low'].value:.1%} and {paper.QUOTES['fig18_class_dominant_high'].value:.1%} "
-     f"class-dominant filters at the low and the high LR", display=False)
+    ch.glue(f"mech_paper_{key.split('_')[0]}", paper.QUOTES[key].value)
+low_high = paper.QUOTES["fig18_class_dominant"].value
+ch.glue("mech_paper_fig18", f"{paper.QUOTES['fig18_setting'].value}, ending with {low_high[0]:.1%} and "
+        f"{low_high[1]:.1%} class-dominant filters for its two LRs (our copy of the text does not say which is which)")
 runs = mechanism.runs_table(results)
-fig = plots.runs_scatter(runs, title="every compared run")
-glue("fig12_scatter", fig, display=False)
-plt.close(fig)
-glue("fig12_says", claims.says(table, "fig12", trend=False), display=False)
-glue("fig12_n_sweeps", len(results), display=False)
+ch.figure("fig12_scatter", plots.runs_scatter(runs, title="every compared run"))
+ch.glue("fig12_says", ch.says("fig12", trend=False))
+ch.glue("fig12_n_sweeps", len(results))
 mechanism.correlations(runs).round(3)
 
 # %% [markdown]
@@ -88,14 +80,12 @@ mechanism.correlations(runs).round(3)
 
 # %% tags=["hide-input"]
 traces = ("bc_loss", "ba_loss", "confident_bc", "bc_loss_ratio", "logit_norm", "param_norm")
-fig = plots.dynamics(dyn, (lo, hi), seed, traces, smooth=smooth)
-glue("fig13_dynamics", fig, display=False)
-plt.close(fig)
-glue("fig13_lo", lo, display=False)
-glue("fig13_hi", hi, display=False)
-glue("fig13_seed", seed, display=False)
-for k, short in enumerate(("logit", "param", "confident"), start=1):
-    glue(f"fig13_{short}_says", claims.says(table, f"fig13.{k}", trend=False), display=False)
+ch.figure("fig13_dynamics", plots.dynamics(dyn, (lo, hi), seed, traces, smooth=smooth))
+ch.glue("fig13_lo", lo)
+ch.glue("fig13_hi", hi)
+ch.glue("fig13_seed", seed)
+for short in ("logit", "param", "confident"):
+    ch.glue(f"fig13_{short}_says", ch.says(f"fig13.{short}", trend=False))
 mechanism.dynamics(dyn).to_dataframe().unstack("end").round(3)
 
 # %% [markdown]
@@ -120,13 +110,12 @@ mechanism.dynamics(dyn).to_dataframe().unstack("end").round(3)
 # {glue:text}`fig13_confident_says`.
 
 # %% tags=["hide-input"]
-fig = plots.logit_scaling(scaling.mean("seed").to_dataframe(), title=f"the LR {lo:g} models, seed mean")
-glue("prop_scaling", fig, display=False)
-plt.close(fig)
-glue("prop_n", n_batch, display=False)
-glue("prop_rho", float(sweepdir.read_config(dyn_folder)["dataset_params"].get("rho", 0.05)), display=False)
-for k, name in enumerate(("prop1", "prop2"), start=1):
-    glue(f"{name}_says", claims.says(table, f"prop.{k}", trend=False), display=False)
+ch.figure("prop_scaling", plots.logit_scaling(scaling.mean("seed").to_dataframe(),
+                                              title=f"the LR {lo:g} models, seed mean"))
+ch.glue("prop_n", n_batch)
+ch.glue("prop_rho", float(sweepdir.read_config(dyn_folder)["dataset_params"].get("rho", 0.05)))
+for name in ("prop1", "prop2"):
+    ch.glue(f"{name}_says", ch.says(name, trend=False))
 scaling.mean("seed").to_dataframe().round(4)
 
 # %% [markdown]
@@ -152,10 +141,11 @@ scaling.mean("seed").to_dataframe().round(4)
 
 # %% tags=["hide-input"]
 stay = mechanism.persistence(dyn)
-fig = plots.persistence(stay, (lo, hi))
-glue("fig18_persistence", fig, display=False)
-plt.close(fig)
-glue("fig18_says", claims.says(table, "fig18", trend=False), display=False)
+ch.figure("fig18_persistence", plots.persistence(stay, (lo, hi)))
+ch.glue("fig18_says", ch.says("fig18", trend=False))
+end = mechanism.final_dominance(dyn).sel(lr=[lo, hi]).mean("seed")
+ch.glue("fig18_base", f"{float(end.class_dominant.sel(lr=lo)):.0%} at LR {lo:g} and "
+        f"{float(end.class_dominant.sel(lr=hi)):.0%} at LR {hi:g}")
 stay.mean("seed").to_dataframe().unstack("lr").round(3)
 
 # %% [markdown]
@@ -174,13 +164,16 @@ stay.mean("seed").to_dataframe().unstack("lr").round(3)
 # and what share of the bias-dominant ones. The claim that at the large LR class-dominant
 # neurons stay class-dominant more often than bias-dominant ones stay bias-dominant (per seed,
 # the mean over the snapshot steps after 0 of the difference of the two shares)
-# {glue:text}`fig18_says`. The paper's Fig. 18 shows ResNet18 filters on Colored MNIST; ours
-# are the dynamics sweep's neurons.
+# {glue:text}`fig18_says`. For scale, the share of the firing neurons that are class-dominant at
+# the end of training is {glue:text}`fig18_base` (seed means): a neuron that is class-dominant at
+# some step can only stay so if class-dominant neurons are common at the end. The paper's
+# Fig. 18 shows ResNet18 filters on Colored MNIST, {glue:text}`mech_paper_fig18`; ours are the
+# dynamics sweep's neurons.
 #
 # ## This chapter's verdicts
 
 # %% tags=["hide-input"]
-glue("mech_claims", Markdown(claims.markdown(table)), display=False)
+ch.verdicts("mech_claims")
 
 # %% [markdown]
 # ```{glue:md} mech_claims

@@ -13,9 +13,15 @@
 # {glue:text}`parity_cfg_depth` hidden layers of {glue:text}`parity_cfg_width` ReLU units and
 # no bias terms (the paper's supplement uses 2 × 200; its main text says 3 layers), trained
 # with plain SGD, batch {glue:text}`parity_cfg_batch_size` and a constant LR until 100%
-# training accuracy. The paper leaves `rho` and the bit counts blank; ours are
-# {glue:text}`parity_cfg_n_core` core, {glue:text}`parity_cfg_n_spu` spurious and
-# {glue:text}`parity_cfg_n_noise` noise bits, rho = {glue:text}`parity_cfg_rho`, our choices.
+# training accuracy. The paper's values of `rho` and of the bit counts could not be read from
+# our copy of it; ours are {glue:text}`parity_cfg_n_core` core, {glue:text}`parity_cfg_n_spu`
+# spurious and {glue:text}`parity_cfg_n_noise` noise bits, rho = {glue:text}`parity_cfg_rho`,
+# our choices.
+#
+# **The protocol.** As in the paper, the LRs run from a small one up to the edge of stability:
+# the largest LR at which no seed diverges or loses most of its accuracy, found by probing
+# upwards (see {doc}`definitions`); the first unstable LR above it is kept and shown. Small
+# LRs need more steps to fit, so the step cap grows as 1/LR below a stated LR.
 
 # %% tags=["parameters"]
 parity_params = "params/quick/parity.yaml"  # sweep config of the parity figure (see `lrsc sweep`)
@@ -26,25 +32,22 @@ results_dir = "results/quick"  # where the sweeps store their runs and results.n
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
+from lrsc import paper, plots, report
+from lrsc.chapter import Chapter
+from lrsc.results import config_values
 
-from lrsc import claims, paper, plots, report
-from lrsc.book import resolve
-from lrsc.sweep import run_sweeps
-
-out = resolve(results_dir)
-parity, settings, moon_star = run_sweeps([parity_params, settings_params, moon_star_params], out, overrides,
-                                         progress).values()
-claims.record(out, "fig3_parity", {"main": [parity_params], "moon_star": [moon_star_params],
-                                   "settings": [settings_params]})
-table = claims.ledger(out, chapter="fig3_parity")
-for key, value in report.config_values(parity).items():  # the run's settings, quoted in the prose
-    glue(f"parity_cfg_{key}", value, display=False)
+ch = Chapter("fig3_parity", results_dir, overrides, progress)
+parity = ch.sweep("parity", parity_params)
+ends = report.compared_ends(parity)  # the data settings are swept at the main sweep's smallest and largest compared LR
+settings = ch.sweep("settings", settings_params, changes={"grid.lr": [ends[0], ends[-1]]})
+moon_star = ch.sweep("moon_star", moon_star_params)
+ch.quote_config("parity", parity)
+ch.glue("parity_protocol", report.lr_protocol(parity))
 report.summary_table(parity)
 
 # %% [markdown]
+# **What ran.** {glue:text}`parity_protocol`
+#
 # The table lists every learning rate of the sweep: the seed mean of each variable
 # (accuracies in %, with the seed standard deviation of unbiased accuracy under `± sd`), the
 # mean number of SGD steps, how many seeds reached 100% training accuracy (`conv.`) and how
@@ -52,20 +55,12 @@ report.summary_table(parity)
 # compared, as in the paper, which compares models trained to 100% training accuracy.
 
 # %% tags=["hide-input"]
-fig = plots.metrics_vs_lr(parity)
-glue("fig3_metrics", fig, display=False)
-plt.close(fig)
-for short, var in (("acc", "test_acc"), ("prune", "prunability"), ("comp", "act_comp"), ("core", "attr_core"),
-                   ("spu", "attr_spurious")):
-    glue(f"parity_{short}_says", claims.says(table, f"fig3.parity.{var}"), display=False)
-theirs = paper.tab1("parity", "fcn")
-glue("parity_paper", f"LRs {paper.span(theirs['lr'])}: unbiased accuracy {paper.span(theirs['test_acc'], True)}, "
-     f"prunability {paper.span(theirs['prunability'])}, activation compressibility {paper.span(theirs['act_comp'])}",
-     display=False)
-ours = report.ranges_table({"ours": parity}).loc["ours"]
-glue("parity_ours", f"LRs {paper.span(tuple(ours['lr']['ours']))}: unbiased accuracy "
-     f"{paper.span(tuple(ours['test_acc']['ours']), True)}, prunability {paper.span(tuple(ours['prunability']['ours']))}, "
-     f"activation compressibility {paper.span(tuple(ours['act_comp']['ours']))}", display=False)
+ch.figure("fig3_metrics", plots.metrics_vs_lr(parity))
+for short, claim in (("acc", "fig3.acc"), ("prune", "fig3.prune"), ("both", "fig3.both"), ("comp", "fig3.comp"),
+                     ("core", "fig3.core"), ("spu", "fig3.spurious")):
+    ch.glue(f"parity_{short}_says", ch.says(claim, trend=short != "both"))
+ch.glue("parity_paper", paper.tab1_text("parity", "fcn"))
+ch.glue("parity_ours", report.ranges_text(parity))
 
 # %% [markdown]
 # ```{glue:figure} fig3_metrics
@@ -80,8 +75,9 @@ glue("parity_ours", f"LRs {paper.span(tuple(ours['lr']['ours']))}: unbiased accu
 #
 # **What {numref}`fig3-metrics` shows.** Over the compared LRs, unbiased test accuracy
 # {glue:text}`parity_acc_says`; prunability {glue:text}`parity_prune_says`; activation
-# compressibility {glue:text}`parity_comp_says`. Each effect is the mean over seeds of each
-# seed's upper-half minus lower-half difference, with its 90% interval over seeds.
+# compressibility {glue:text}`parity_comp_says`. The two together, as the paper's title
+# claims: {glue:text}`parity_both_says`. Each effect is the mean over seeds of each seed's
+# upper-half minus lower-half difference, with its 90% interval over seeds.
 #
 # **Beside the paper.** The paper's Tab. 1 gives for parity and an FCN, as the smallest and
 # largest value of each variable over its LRs (each taken on its own), {glue:text}`parity_paper`.
@@ -89,14 +85,12 @@ glue("parity_ours", f"LRs {paper.span(tuple(ours['lr']['ours']))}: unbiased accu
 # and rho are unknown, so compare the effects, not the levels.
 
 # %% tags=["hide-input"]
-fig = plots.prune_curves(parity)
-glue("fig3_prune_curves", fig, display=False)
-plt.close(fig)
+ch.figure("fig3_prune_curves", plots.prune_curves(parity))
 above, runs = report.above_one(parity)
-glue("parity_above_one", f"{above} of the {runs} runs" if above else "none of the runs", display=False)
-glue("parity_prune_scope", "per layer (each hidden layer loses the fraction q of its neurons)"
-     if report.config_values(parity)["prune_scope"] == "layer" else
-     "over the whole network (the fraction q of all hidden neurons, wherever they are)", display=False)
+ch.glue("parity_above_one", f"{above} of the {runs} runs" if above else "none of the runs")
+ch.glue("parity_prune_scope", "per layer (each hidden layer loses the fraction q of its neurons)"
+        if config_values(parity)["prune_scope"] == "layer" else
+        "over the whole network (the fraction q of all hidden neurons, wherever they are)")
 
 # %% [markdown]
 # ```{glue:figure} fig3_prune_curves
@@ -114,9 +108,7 @@ glue("parity_prune_scope", "per layer (each hidden layer loses the fraction q of
 # pruned neurons carried more of the spurious bits or of the noise than of the core bits.
 
 # %% tags=["hide-input"]
-fig = plots.attribution_shares(parity)
-glue("fig3_attributions", fig, display=False)
-plt.close(fig)
+ch.figure("fig3_attributions", plots.attribution_shares(parity))
 
 # %% [markdown]
 # ```{glue:figure} fig3_attributions
@@ -137,11 +129,14 @@ plt.close(fig)
 # ## Which settings show the effect
 #
 # The effect depends on the data. The sweep below varies the fraction of bias-conflicting
-# samples `rho` and the number of core bits, at the smallest and the largest LR of the main
-# sweep; per setting, the table gives the paired effect of the large LR over the small one on
+# samples `rho` and the number of core bits, at LR {glue:text}`parity_settings_lo` and LR
+# {glue:text}`parity_settings_hi`, the smallest and the largest compared LR of the main sweep;
+# per setting, the table gives the paired effect of the large LR over the small one on
 # unbiased accuracy (points) and prunability, with its verdict ({doc}`claims` maps them).
 
 # %% tags=["hide-input"]
+ch.glue("parity_settings_lo", f"{ends[0]:g}")
+ch.glue("parity_settings_hi", f"{ends[-1]:g}")
 report.with_headers(report.settings_frame(settings).round(3), settings)
 
 # %% [markdown]
@@ -152,19 +147,15 @@ report.with_headers(report.settings_frame(settings).round(3), settings)
 # quadrant on {glue:text}`ms_cfg_image_size`-pixel square images (our rendering: the paper
 # gives none); the model is again an FCN, {glue:text}`ms_cfg_depth` × {glue:text}`ms_cfg_width`,
 # without bias. The spurious feature is where the shape is, not a region of the input, so
-# the attribution split is not computed.
+# the attribution split is not computed. {glue:text}`ms_protocol`
 
 # %% tags=["hide-input"]
-fig = plots.metrics_vs_lr(moon_star)
-glue("fig3_moon_star", fig, display=False)
-plt.close(fig)
-for key, value in report.config_values(moon_star).items():
-    glue(f"ms_cfg_{key}", value, display=False)
-for short, var in (("acc", "test_acc"), ("prune", "prunability")):
-    glue(f"ms_{short}_says", claims.says(table, f"fig15.moon_star.{var}"), display=False)
-theirs = paper.tab1("moon_star", "fcn")
-glue("ms_paper", f"LRs {paper.span(theirs['lr'])}: unbiased accuracy {paper.span(theirs['test_acc'], True)}, "
-     f"prunability {paper.span(theirs['prunability'])}", display=False)
+ch.figure("fig3_moon_star", plots.metrics_vs_lr(moon_star))
+ch.quote_config("ms", moon_star)
+ch.glue("ms_protocol", report.lr_protocol(moon_star))
+for short, claim in (("acc", "fig15.acc"), ("prune", "fig15.prune"), ("both", "fig15.both")):
+    ch.glue(f"ms_{short}_says", ch.says(claim, trend=short != "both"))
+ch.glue("ms_paper", paper.tab1_text("moon_star", "fcn", ("test_acc", "prunability")))
 report.summary_table(moon_star)
 
 # %% [markdown]
@@ -177,15 +168,15 @@ report.summary_table(moon_star)
 # ```
 #
 # Over the compared LRs of {numref}`fig3-moon-star`, unbiased test accuracy
-# {glue:text}`ms_acc_says`; prunability {glue:text}`ms_prune_says`. The paper's Tab. 1 gives
-# for moon-star, as ranges over its LRs, {glue:text}`ms_paper`. Our rho =
-# {glue:text}`ms_cfg_rho` and training-set size ({glue:text}`ms_cfg_n_train` images) are our
-# choices.
+# {glue:text}`ms_acc_says`; prunability {glue:text}`ms_prune_says`; both together
+# {glue:text}`ms_both_says`. The paper's Tab. 1 gives for moon-star, as ranges over its LRs,
+# {glue:text}`ms_paper`. Our rho = {glue:text}`ms_cfg_rho` and training-set size
+# ({glue:text}`ms_cfg_n_train` images) are our choices.
 #
 # ## This chapter's verdicts
 
 # %% tags=["hide-input"]
-glue("fig3_claims", Markdown(claims.markdown(table)), display=False)
+ch.verdicts("fig3_claims")
 
 # %% [markdown]
 # ```{glue:md} fig3_claims

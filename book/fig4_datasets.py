@@ -45,26 +45,18 @@ progress = False  # progress bars (off in the rendered book)
 # are BC.
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
-
-from lrsc import claims, datasets, paper, plots, report
-from lrsc.book import resolve
+from lrsc import claims, datasets, plots, report
+from lrsc.chapter import Chapter
 from lrsc.datasets.corrupted_cifar10 import CORRUPTIONS
-from lrsc.sweep import run_sweeps
 
+ch = Chapter("fig4_datasets", results_dir, overrides, progress)
 # Ten test samples at least: the unbiased test set then holds every bias value (b is exactly uniform).
 samples = {name: datasets.build(name, n_train=n_samples, n_test=max(n_samples, 10)) for name in sample_datasets}
 rows = {f"{name}\n{part}": split for name, (train_set, test_set) in samples.items()
         for part, split in (("training", train_set), ("unbiased test", test_set))}
-fig = plots.sample_rows(rows, n=n_samples)
-glue("fig4_samples", fig, display=False)
-plt.close(fig)
-fig = plots.sample_grid(samples["corrupted_cifar10"][1], by_bias=True, bias_names=[f.__name__ for f in CORRUPTIONS],
-                        cols=5)
-glue("fig4_corruptions", fig, display=False)
-plt.close(fig)
+ch.figure("fig4_samples", plots.sample_rows(rows, n=n_samples))
+ch.figure("fig4_corruptions", plots.sample_grid(samples["corrupted_cifar10"][1], by_bias=True,
+                                                bias_names=[f.__name__ for f in CORRUPTIONS], cols=5))
 
 # %% [markdown]
 # ```{glue:figure} fig4_samples
@@ -91,18 +83,27 @@ plt.close(fig)
 #
 # ## The sweeps
 #
-# Each sweep trains one model on one dataset at a grid of LRs and seeds. The table lists what
-# each sweep of this build trained on, read from its stored config.
+# Each sweep trains one model on one dataset at LRs from a small one up to the edge of stability
+# (as in the paper: the largest LR at which no seed diverges or loses most of its accuracy,
+# found by probing; the first unstable LR is kept and shown) and several seeds. The table
+# lists what each sweep of this build trained on, read from its stored config; below it, what
+# each sweep's LRs span, beside the paper's.
 
 # %% tags=["hide-input"]
-out = resolve(results_dir)
-results = run_sweeps(sweep_params, out, overrides, progress)
-(settings_sweep,) = run_sweeps([settings_params], out, overrides, progress).values()
-claims.record(out, "fig4_datasets", {"sweeps": sweep_params, "settings": [settings_params]})
-table = claims.ledger(out, chapter="fig4_datasets")
+results = ch.sweeps("sweeps", sweep_params)
+main = next(iter(results.values()))  # the data settings are swept at the first sweep's smallest and largest compared LR
+ends = report.compared_ends(main)
+settings_sweep = ch.sweep("settings", settings_params, changes={"grid.lr": [ends[0], ends[-1]]})
+ch.glue("fig4_settings_lo", f"{ends[0]:g}")
+ch.glue("fig4_settings_hi", f"{ends[-1]:g}")
+ch.markdown("fig4_protocols", "\n".join(f"- **{name}**: {report.lr_protocol(ds)}" for name, ds in results.items()))
 report.settings_table(results)
 
 # %% [markdown]
+# ```{glue:md} fig4_protocols
+# :format: myst
+# ```
+#
 # ## Unbiased accuracy, prunability and activation compressibility against LR
 #
 # {numref}`fig4-metrics` has one row per dataset × model, read like the parity chapter's
@@ -111,17 +112,12 @@ report.settings_table(results)
 # hit the step cap, red crosses LRs at which some seed diverged.
 
 # %% tags=["hide-input"]
-fig = plots.metrics_grid(results, ("test_acc", "prunability", "act_comp"))
-glue("fig4_metrics", fig, display=False)
-plt.close(fig)
-trends = table[table.folder.isin(claims.FIG4)]
-for var, short in (("test_acc", "acc"), ("prunability", "prune"), ("act_comp", "comp")):
-    n = claims.counts(trends[trends.variable == var])
-    for verdict, count in n.items():
-        glue(f"fig4_{short}_{verdict}", count, display=False)
-glue("fig4_n_sweeps", len(results), display=False)
+ch.figure("fig4_metrics", plots.metrics_grid(results, ("test_acc", "prunability", "act_comp")))
+for claim, short in (("fig4.acc", "acc"), ("fig4.prune", "prune"), ("fig4.both", "both"), ("fig4.comp", "comp")):
+    ch.glue(f"fig4_{short}_answer", report.answer(claims.counts(ch.table[ch.table.claim == claim])))
+ch.glue("fig4_n_sweeps", len(results))
 above = [report.above_one(ds) for ds in results.values()]
-glue("fig4_above_one", f"{sum(a for a, _ in above)} of the {sum(n for _, n in above)} runs", display=False)
+ch.glue("fig4_above_one", f"{sum(a for a, _ in above)} of the {sum(n for _, n in above)} runs")
 
 # %% [markdown]
 # ```{glue:figure} fig4_metrics
@@ -133,15 +129,12 @@ glue("fig4_above_one", f"{sum(a for a, _ in above)} of the {sum(n for _, n in ab
 # minimum to maximum.
 # ```
 #
-# **What {numref}`fig4-metrics` shows.** Of the {glue:text}`fig4_n_sweeps` dataset × model
-# sweeps, the claim that unbiased accuracy rises with the LR agrees in
-# {glue:text}`fig4_acc_agrees`, disagrees in {glue:text}`fig4_acc_disagrees`, is inconclusive
-# in {glue:text}`fig4_acc_inconclusive` and untestable in {glue:text}`fig4_acc_untestable`;
-# for prunability the counts are {glue:text}`fig4_prune_agrees`, {glue:text}`fig4_prune_disagrees`,
-# {glue:text}`fig4_prune_inconclusive` and {glue:text}`fig4_prune_untestable`; for activation
-# compressibility {glue:text}`fig4_comp_agrees`, {glue:text}`fig4_comp_disagrees`,
-# {glue:text}`fig4_comp_inconclusive` and {glue:text}`fig4_comp_untestable`. The verdict
-# table at the end of the chapter gives each sweep's effect with its interval. In
+# **What {numref}`fig4-metrics` shows.** Over the {glue:text}`fig4_n_sweeps` dataset × model
+# sweeps, the claim that unbiased accuracy rises with the LR {glue:text}`fig4_acc_answer`;
+# that prunability rises, {glue:text}`fig4_prune_answer`; that both rise together,
+# {glue:text}`fig4_both_answer`; that activation compressibility rises,
+# {glue:text}`fig4_comp_answer`. The verdict table at the end of the chapter gives each
+# sweep's effect with its interval. In
 # {glue:text}`fig4_above_one`, pruning raised unbiased accuracy at some pruning fraction
 # (prunability terms above 1; see {doc}`definitions`).
 #
@@ -175,7 +168,8 @@ report.with_headers(report.ranges_table(results).round(3), settings_sweep)
 #
 # On Colored MNIST with an FCN, the size of the accuracy effect depends on how many BC samples
 # the training set holds. The settings sweep repeats the Colored MNIST FCN sweep with fewer of
-# them, at its smallest and largest LR only; per setting, the paired effect of the large LR
+# them, at LR {glue:text}`fig4_settings_lo` and LR {glue:text}`fig4_settings_hi` (its smallest
+# and largest compared LR) only; per setting, the paired effect of the large LR
 # on unbiased accuracy (points) and prunability, with its verdict ({doc}`claims` maps them).
 
 # %% tags=["hide-input"]
@@ -185,7 +179,7 @@ report.with_headers(report.settings_frame(settings_sweep).round(3), settings_swe
 # ## This chapter's verdicts
 
 # %% tags=["hide-input"]
-glue("fig4_claims", Markdown(claims.markdown(table)), display=False)
+ch.verdicts("fig4_claims")
 
 # %% [markdown]
 # ```{glue:md} fig4_claims

@@ -33,21 +33,15 @@ results_dir = "results/quick"  # where the sweeps stored their runs and results.
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
-
 from lrsc import claims, plots, report
-from lrsc.book import chapter_sweeps
+from lrsc.chapter import Chapter
 
-out, results, table = chapter_sweeps("fig5_representations", sweep_params, results_dir, overrides, progress)
-fig = plots.selectivity_vs_lr(results)
-glue("fig5_selectivity", fig, display=False)
-plt.close(fig)
-for var, short in (("csi", "csi"), ("class_sep", "sep")):
-    for verdict, count in claims.counts(table[table.variable == var]).items():
-        glue(f"fig5_{short}_{verdict}", count, display=False)
-glue("fig5_n_sweeps", len(results), display=False)
+ch = Chapter("fig5_representations", results_dir, overrides, progress)
+results = ch.sweeps("sweeps", sweep_params)
+ch.figure("fig5_selectivity", plots.selectivity_vs_lr(results))
+for claim, short in (("fig5.csi", "csi"), ("fig5.class_sep", "sep")):
+    ch.glue(f"fig5_{short}_answer", report.answer(claims.counts(ch.table[ch.table.claim == claim])))
+ch.glue("fig5_n_sweeps", len(results))
 
 # %% [markdown]
 # ```{glue:figure} fig5_selectivity
@@ -59,13 +53,10 @@ glue("fig5_n_sweeps", len(results), display=False)
 # separation R². Lines are seed means, bands span the seeds; filled dots mark the compared LRs.
 # ```
 #
-# **What {numref}`fig5-selectivity` shows.** Of the {glue:text}`fig5_n_sweeps` sweeps, the claim
-# that the CSI rises with the LR agrees in {glue:text}`fig5_csi_agrees`, disagrees in
-# {glue:text}`fig5_csi_disagrees`, is inconclusive in {glue:text}`fig5_csi_inconclusive` and
-# untestable in {glue:text}`fig5_csi_untestable`; the claim that class separation rises agrees
-# in {glue:text}`fig5_sep_agrees`, disagrees in {glue:text}`fig5_sep_disagrees`, is inconclusive
-# in {glue:text}`fig5_sep_inconclusive` and untestable in {glue:text}`fig5_sep_untestable`
-# (the verdict table at the end gives each effect with its interval).
+# **What {numref}`fig5-selectivity` shows.** Over the {glue:text}`fig5_n_sweeps` sweeps, the
+# claim that the CSI rises with the LR {glue:text}`fig5_csi_answer`; the claim that class
+# separation rises {glue:text}`fig5_sep_answer` (the verdict table at the end gives each effect
+# with its interval).
 #
 # **The controls.** The table below judges, with the same rule, how the BSI, the shuffled-label
 # CSI and the CSI's lead over the BSI move with the LR in each sweep. Where the BSI and the
@@ -75,7 +66,7 @@ glue("fig5_n_sweeps", len(results), display=False)
 
 # %% tags=["hide-input"]
 for ds in results.values():
-    ds["csi_minus_bsi"] = (ds.csi - ds.bsi).assign_attrs(long_name="CSI − BSI", units="1")
+    ds["csi_minus_bsi"] = (ds.csi - ds.bsi).assign_attrs({**ds.csi.attrs, "long_name": "CSI − BSI", "bounds": "null"})
 report.trend_table(results, {"BSI": ("bsi", 1), "CSI, shuffled labels": ("csi_shuffled", 1),
                              "CSI − BSI": ("csi_minus_bsi", 1)})
 
@@ -97,7 +88,7 @@ report.with_headers(report.ranges_table(results, variables=("csi", "class_sep"))
 # ## This chapter's verdicts
 
 # %% tags=["hide-input"]
-glue("fig5_claims", Markdown(claims.markdown(table)), display=False)
+ch.verdicts("fig5_claims")
 
 # %% [markdown]
 # ```{glue:md} fig5_claims

@@ -27,44 +27,36 @@ results_dir = "results/quick"  # where the sweeps store their runs and results.n
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-import pandas as pd
-import torch
-from IPython.display import Markdown
-from myst_nb import glue
+from lrsc import datasets, paper, plots, report
+from lrsc.chapter import Chapter
+from lrsc.results import config
 
-from lrsc import claims, paper, plots, report
-from lrsc.book import chapter_sweeps
-from lrsc.runs import load_data
-
-out, results, table = chapter_sweeps("fig7_naturalistic", sweep_params, results_dir, overrides, progress)
-glue("fig7_paper_protocol", paper.QUOTES["swin_protocol"].value, display=False)
-glue("fig7_paper_celeba", paper.QUOTES["celeba_coding"].value, display=False)
-groups = {}
-for name, ds in results.items():
-    test = load_data(report.config(ds), torch.device("cpu"))[1]
-    sizes = torch.bincount(test.group, minlength=test.num_groups)
-    groups[name] = {"groups": len(sizes), "smallest test group": int(sizes.min()), "test images": len(test)}
-groups = pd.DataFrame.from_dict(groups, orient="index")
-glue("fig7_groups", "; ".join(f"{name}: {row['groups']} groups, the smallest with {row['smallest test group']} "
-                              f"test images" for name, row in groups.iterrows()), display=False)
+ch = Chapter("fig7_naturalistic", results_dir, overrides, progress)
+results = ch.sweeps("sweeps", sweep_params)
+ch.glue("fig7_paper_protocol", paper.QUOTES["swin_protocol"].value)
+ch.glue("fig7_paper_celeba", paper.QUOTES["celeba_coding"].value)
+groups = datasets.group_sizes({name: config(ds) for name, ds in results.items()})
+ch.glue("fig7_groups", "; ".join(f"{name}: {row['groups']} groups, the smallest with {row['smallest test group']} "
+                                 f"test images" for name, row in groups.iterrows()))
+ch.markdown("fig7_protocols", "\n".join(f"- **{name}**: {report.lr_protocol(ds)}" for name, ds in results.items()))
 report.settings_table(results)
 
 # %% [markdown]
+# ```{glue:md} fig7_protocols
+# :format: myst
+# ```
+#
 # Groups of the unbiased test sets: {glue:text}`fig7_groups`. Where the smallest group holds a
 # handful of images, one mistake moves worst-group accuracy by many points, and a set of a
 # hundred groups has one that the model misses entirely at every LR (worst-group accuracy at
 # its floor: such a claim is untestable).
 
 # %% tags=["hide-input"]
-fig = plots.metrics_grid(results, ("worst_group_acc", "test_acc", "prunability", "csi"))
-glue("fig7_grid", fig, display=False)
-plt.close(fig)
-for var, short in (("worst_group_acc", "wga"), ("prunability", "prune"), ("csi", "csi")):
-    glue(f"fig7_{short}", claims.says_each(table, var), display=False)
-theirs = paper.tab1("celeba", "swin_t")
-glue("fig7_paper", f"LRs {paper.span(theirs['lr'])}: unbiased accuracy {paper.span(theirs['test_acc'], True)}, "
-     f"prunability {paper.span(theirs['prunability'])} and CSI {paper.span(theirs['csi'])}", display=False)
+ch.figure("fig7_grid", plots.metrics_grid(results, ("worst_group_acc", "test_acc", "prunability", "csi")))
+for claim, short in (("fig7.wga", "wga"), ("fig7.prune", "prune"), ("fig7.csi", "csi")):
+    ch.glue(f"fig7_{short}", "; ".join(f"{r.on}: {ch.says(claim, r.folder)}"
+                                       for _, r in ch.table[ch.table.claim == claim].iterrows()) or "not judged")
+ch.glue("fig7_paper", paper.tab1_text("celeba", "swin_t", ("test_acc", "prunability", "csi")))
 
 # %% [markdown]
 # ```{glue:figure} fig7_grid
@@ -77,9 +69,11 @@ glue("fig7_paper", f"LRs {paper.span(theirs['lr'])}: unbiased accuracy {paper.sp
 # ```
 #
 # **What our run finds.** Worst-group accuracy {glue:text}`fig7_wga`. Prunability
-# {glue:text}`fig7_prune`. The CSI {glue:text}`fig7_csi`. A transformer's penultimate features
-# come after a LayerNorm and take negative values, so its class means can be negative and its
-# CSI is not confined to [0, 1] as a ReLU network's is: read its direction, not its size.
+# {glue:text}`fig7_prune`. The CSI {glue:text}`fig7_csi`. The CSI compares mean activations as
+# magnitudes, so it is defined for non-negative activations (a ReLU network's); a transformer
+# whose penultimate features come after a LayerNorm takes negative values there, and its CSI is
+# left undefined rather than judged (the paper's Swin-T features are pooled after a LayerNorm
+# too; how its CSI was computed there could not be read from our copy of the paper).
 #
 # **Beside the paper.** For Swin-T on CelebA the paper's Tab. 1 gives, as ranges over its LRs,
 # {glue:text}`fig7_paper`. The quick profile's transformer is far smaller and trained from
@@ -88,7 +82,7 @@ glue("fig7_paper", f"LRs {paper.span(theirs['lr'])}: unbiased accuracy {paper.sp
 # ## This chapter's verdicts
 
 # %% tags=["hide-input"]
-glue("fig7_claims", Markdown(claims.markdown(table)), display=False)
+ch.verdicts("fig7_claims")
 
 # %% [markdown]
 # ```{glue:md} fig7_claims

@@ -9,66 +9,78 @@
 # compressible. **lrsc** reproduces its experiments, tests each of its claims with the runs
 # of this book, and goes beyond it where a claim needs a control.
 #
-# **This build's verdicts.** Of the {glue:text}`intro_n_rows` claims this build could judge,
-# {glue:text}`intro_n_agrees` agree with the paper, {glue:text}`intro_n_disagrees` disagree,
-# {glue:text}`intro_n_inconclusive` are inconclusive (the data cannot tell) and
-# {glue:text}`intro_n_untestable` are untestable with these runs (too few seeds or compared
-# LRs, or a variable stuck at its ceiling). For the two headline claims over the main LR
-# sweeps: unbiased accuracy rises with the LR in {glue:text}`intro_acc_agrees` of
-# {glue:text}`intro_acc_n` sweeps ({glue:text}`intro_acc_disagrees` disagree,
-# {glue:text}`intro_acc_open` inconclusive or untestable), and prunability in
-# {glue:text}`intro_prune_agrees` of {glue:text}`intro_prune_n`
-# ({glue:text}`intro_prune_disagrees` disagree, {glue:text}`intro_prune_open` inconclusive or
-# untestable). {doc}`claims` lists every claim; {doc}`definitions` says how a verdict is reached.
+# **This build's verdicts.** The book turns the paper's claims into
+# {glue:text}`intro_n_rows` verdicts on this build's runs, each by one rule (see
+# {doc}`definitions`): {glue:text}`intro_n_agrees` agree with the paper,
+# {glue:text}`intro_n_disagrees` disagree, {glue:text}`intro_n_no_effect` find no effect (the
+# claimed effect is absent here, an interval inside the smallest effect of interest),
+# {glue:text}`intro_n_inconclusive` are inconclusive (more seeds would decide them; each says
+# how many) and {glue:text}`intro_n_untestable` could not be judged, each with its reason
+# ({glue:text}`intro_untestable_reasons`). If no effect were real, about
+# {glue:text}`intro_chance` of the tested verdicts would still come out decisive at the 90%
+# level; {glue:text}`intro_survive` of the {glue:text}`intro_decisive` decisive ones survive a
+# {glue:text}`intro_fdr` false-discovery rate. {doc}`claims` lists every verdict.
+#
+# ## The paper's five contributions, answered
+#
+# The paper lists five contributions. For each, in its words, what this build's verdicts say:
+#
+# ```{glue:md} intro_contributions
+# :format: myst
+# ```
+#
+# ## The headline claims
+#
+# ```{glue:md} intro_table
+# :format: myst
+# ```
+#
+# The table gives, for each main LR sweep of this build (one dataset and model each, LRs from a
+# small one to the edge of stability), the verdict on "unbiased accuracy rises with the LR", on
+# "prunability rises with the LR", and on both together, the paper's "simultaneously"; each
+# with its effect: the mean over seeds of each seed's upper-half minus lower-half difference
+# over the compared LRs, and its 90% interval. Over these sweeps, unbiased accuracy
+# {glue:text}`intro_acc_answer`; prunability {glue:text}`intro_prune_answer`; both together
+# {glue:text}`intro_both_answer`. {numref}`intro-acc` and {numref}`intro-prune` draw the effects.
 
 # %% tags=["parameters"]
 results_dir = "results/quick"  # the folder the chapters stored their sweeps in (one subfolder per sweep)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
+from lrsc import claims, plots, report, verdicts
+from lrsc.chapter import Chapter
+from lrsc.paths import resolve
 
-from lrsc import claims, plots
-from lrsc.book import resolve
-
-table = claims.ledger(resolve(results_dir))
-glue("intro_n_rows", len(table), display=False)
-for verdict, n in claims.counts(table).items():
-    glue(f"intro_n_{verdict}", n, display=False)
-main = claims.headline(table)
-for short, var in (("acc", "test_acc"), ("prune", "prunability")):
-    rows = main[main.variable == var]
-    n = claims.counts(rows)
-    glue(f"intro_{short}_n", len(rows), display=False)
-    glue(f"intro_{short}_agrees", n["agrees"], display=False)
-    glue(f"intro_{short}_disagrees", n["disagrees"], display=False)
-    glue(f"intro_{short}_open", n["inconclusive"] + n["untestable"], display=False)
-glue("intro_table", Markdown(claims.headline_markdown(main)), display=False)
-for var, name in (("test_acc", "acc"), ("prunability", "prune")):
-    fig = plots.verdicts(main[main.variable == var], title=f"{plots.label(None, var)}: upper minus lower half of "
-                         f"the compared LRs")
-    glue(f"intro_{name}_figure", fig, display=False)
-    plt.close(fig)
+page = Chapter("intro", results_dir)
+table = claims.with_q(claims.ledger(resolve(results_dir)))
+n = claims.counts(table)
+page.glue("intro_n_rows", len(table))
+for verdict, count in n.items():
+    page.glue(f"intro_n_{verdict.replace(' ', '_')}", count)
+reasons = table[table.verdict == "untestable"].reason.map(report.reason_kind).value_counts()
+page.glue("intro_untestable_reasons", "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "none")
+page.glue("intro_chance", f"{claims.chance_decisions(table):.0f}")
+page.glue("intro_decisive", int(table.verdict.isin(verdicts.DECISIVE).sum()))
+page.glue("intro_survive", int(table.survives.sum()))
+page.glue("intro_fdr", f"{verdicts.FDR:.0%}")
+page.markdown("intro_contributions", report.contributions_markdown(table))
+main = table[table.claim.isin(claims.HEADLINE)]
+page.markdown("intro_table", report.headline_markdown(table))
+for suffix, short in ((".acc", "acc"), (".prune", "prune"), (".both", "both")):
+    page.glue(f"intro_{short}_answer", report.answer(claims.counts(main[main.claim.str.endswith(suffix)])))
+for suffix, var, name in ((".acc", "test_acc", "acc"), (".prune", "prunability", "prune")):
+    page.figure(f"intro_{name}_figure", plots.verdicts(main[main.claim.str.endswith(suffix)],
+                                                       title=f"{plots.label(None, var)}: upper minus lower half of "
+                                                             f"the compared LRs"))
 
 # %% [markdown]
-# ```{glue:md} intro_table
-# :format: myst
-# ```
-#
-# The table gives, for each main LR sweep of this build (one dataset and model each), the
-# verdict on "unbiased accuracy rises with the LR" and on "prunability rises with the LR",
-# each with its effect: the mean over seeds of each seed's upper-half minus lower-half
-# difference over the compared LRs, and its 90% interval over seeds.
-# {numref}`intro-acc` and {numref}`intro-prune` draw the same effects.
-#
 # ```{glue:figure} intro_acc_figure
 # :name: intro-acc
 # :alt: Unbiased accuracy effect of the LR per sweep, with 90% intervals, coloured by verdict.
 #
 # The LR's effect on unbiased test accuracy (percentage points) in each main sweep: dot, the
 # mean paired effect; bar, its 90% interval over seeds; colour, the verdict (blue agrees,
-# red disagrees, grey inconclusive, light grey and hollow untestable).
+# red disagrees, olive no effect, grey inconclusive, light grey and hollow untestable).
 # ```
 #
 # ```{glue:figure} intro_prune_figure

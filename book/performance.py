@@ -33,7 +33,8 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from lrsc.bench import run, stored
-from lrsc.book import chapter_times, resolve
+from lrsc.book import chapter_times
+from lrsc.paths import resolve
 from lrsc.settings import TrainSettings
 
 path = resolve(results_dir) / "benchmark.json"

@@ -5,7 +5,8 @@
 # artefact of constant-LR SGD stopped at 100% training accuracy: it holds with Adam, with AdamW
 # and a cosine schedule, with PSGD-Kron and a warmup-stable-decay (WSD) schedule, and with a
 # step schedule (the paper: {glue:text}`supp_paper_step`); training on to a cross-entropy
-# threshold, or longer, changes little; a model that starts at a large LR and drops to a small
+# threshold, or longer, gives qualitatively identical results (the paper: test accuracy "changes
+# very little beyond convergence"); a model that starts at a large LR and drops to a small
 # one at step *t* keeps the large LR's benefit (the paper: {glue:text}`supp_paper_switch`); and
 # averaging the weights of models that share an initialisation, a *model soup*, is another way
 # to separate robustness from compressibility (the paper: {glue:text}`supp_paper_soups`).
@@ -31,44 +32,37 @@ results_dir = "results/quick"  # where the sweeps store their runs and results.n
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown
-from myst_nb import glue
+from lrsc import paper, plots, report, soup, sweepdir
+from lrsc.chapter import Chapter
+from lrsc.paths import resolve
+from lrsc.results import title
 
-from lrsc import claims, paper, plots, report, soup, sweepdir
-from lrsc.book import resolve
-from lrsc.sweep import run_sweep
-
-params, out = resolve(sweep_params), resolve(results_dir)
-constant = run_sweep(params, out / params.stem, overrides, progress=progress)
-base = report.title(constant)
+ch = Chapter("supplement_schemes", results_dir, overrides, progress)
+constant = ch.sweep("constant", sweep_params)
+base = title(constant)
 results = {"SGD, constant LR": constant}
 for key, scheme in schemes.items():
-    results[scheme["label"]] = run_sweep(params, out / f"scheme_{key}",
-                                         {**overrides, "grid.seed": scheme_seeds, **scheme["overrides"],
-                                          "title": f"{base}: {scheme['label']}"}, progress=progress)
+    results[scheme["label"]] = ch.sweep("schemes", sweep_params, folder=f"scheme_{key}",
+                                        title_=f"{base}: {scheme['label']}",
+                                        changes={"grid.seed": scheme_seeds, **scheme["overrides"]})
 high, low = switch_lrs
-switch = run_sweep(params, out / "scheme_switch",
-                   {**overrides, "grid.lr": [high], "grid.seed": scheme_seeds, "train.schedule": "step",
-                    "train.schedule_factor": low / high, "grid.schedule_at": switch_steps,
-                    "title": f"{base}: LR {high:g} → {low:g} after step t"}, progress=progress)
-soups = soup.pair_soups(out / params.stem)
-sweepdir.save_derived(out / params.stem, "soups", soups)
-claims.record(out, "supplement_schemes", {"constant": [sweep_params], "schemes": [f"scheme_{key}" for key in schemes],
-                                          "switch": ["scheme_switch"]})
-table = claims.ledger(out, chapter="supplement_schemes")
-glue("supp_paper_step", paper.QUOTES["step_schedule"].value, display=False)
-glue("supp_paper_switch", paper.QUOTES["switch"].value, display=False)
-glue("supp_paper_soups", paper.QUOTES["soups"].value, display=False)
-fig = plots.metrics_grid(results, ("test_acc", "prunability", "csi"))
-glue("supp_schemes", fig, display=False)
-plt.close(fig)
-schemes_rows = table[table.folder.str.startswith("scheme_") & table.variable.isin(("test_acc", "prunability"))]
-for var, short in (("test_acc", "acc"), ("prunability", "prune")):
-    rows = schemes_rows[schemes_rows.variable == var]
-    for verdict in ("agrees", "disagrees"):
-        glue(f"supp_{short}_{verdict}", "; ".join(rows[rows.verdict == verdict].on) or "none", display=False)
-glue("supp_n", len(schemes), display=False)
+switch = ch.sweep("switch", sweep_params, folder="scheme_switch", title_=f"{base}: LR {high:g} → {low:g} after step t",
+                  changes={"grid.lr": [high], "grid.seed": scheme_seeds, "train.schedule": "step",
+                           "train.schedule_factor": low / high, "grid.schedule_at": switch_steps})
+constant_folder = ch.folder(resolve(sweep_params).stem)
+soups = soup.pair_soups(constant_folder)
+sweepdir.save_derived(constant_folder, "soups", soups)
+for key in ("step_schedule", "switch", "soups"):
+    ch.glue(f"supp_paper_{key.split('_')[0]}", paper.QUOTES[key].value)
+ch.figure("supp_schemes", plots.metrics_grid(results, ("test_acc", "prunability", "csi")))
+for claim, short in (("supp.acc", "acc"), ("supp.prune", "prune")):
+    rows = ch.table[ch.table.claim == claim]
+    for verdict in ("agrees", "disagrees", "no effect"):
+        ch.glue(f"supp_{short}_{verdict.replace(' ', '_')}", "; ".join(rows[rows.verdict == verdict].on) or "none")
+ch.glue("supp_n", len(schemes))
+longer = next((results[s["label"]] for s in schemes.values() if s["overrides"].get("train.extra_steps")), None)
+ch.glue("supp_longer", report.longer_training(constant, longer) if longer is not None else
+        "no scheme of this build trains past the criterion")
 report.settings_table(results)
 
 # %% [markdown]
@@ -83,24 +77,25 @@ report.settings_table(results)
 # ```
 #
 # **What our run finds.** Of the {glue:text}`supp_n` schemes besides constant-LR SGD, the
-# claim that unbiased accuracy rises with the LR agrees under: {glue:text}`supp_acc_agrees`,
-# and disagrees under: {glue:text}`supp_acc_disagrees`; the claim that prunability rises
-# agrees under: {glue:text}`supp_prune_agrees`, and disagrees under:
-# {glue:text}`supp_prune_disagrees`. The schemes not named are inconclusive or untestable in
-# this run (the verdict table at the end gives each one's numbers).
+# claim that unbiased accuracy rises with the LR agrees under: {glue:text}`supp_acc_agrees`;
+# disagrees under: {glue:text}`supp_acc_disagrees`; finds no effect under:
+# {glue:text}`supp_acc_no_effect`. The claim that prunability rises agrees under:
+# {glue:text}`supp_prune_agrees`; disagrees under: {glue:text}`supp_prune_disagrees`; finds no
+# effect under: {glue:text}`supp_prune_no_effect`. The schemes not named are inconclusive or
+# untestable in this run (the verdict table at the end gives each one's numbers).
+#
+# **Training longer.** {glue:text}`supp_longer`
 #
 # ## Switching from a large to a small LR at step *t*
 
 # %% tags=["hide-input"]
 references = {f"constant LR {lr:g}": {v: float(report.scaled(constant, v).sel(lr=lr).mean("seed"))
                                       for v in ("test_acc", "prunability", "csi")} for lr in (high, low)}
-fig = plots.lines_over({f"LR {high:g} → {low:g} after step t": switch.isel(lr=0)}, ("test_acc", "prunability", "csi"),
-                       axis="schedule_at", references=references)
-glue("supp_switch", fig, display=False)
-plt.close(fig)
-rows = table[table.index.str.startswith("fig30.scheme_switch")]
-glue("supp_switch_says", "; ".join(f"after step {t}: {claims.says(table, i, trend=False)}"
-                                   for t, i in zip(switch_steps, rows.index)) or "not judged", display=False)
+ch.figure("supp_switch", plots.lines_over({f"LR {high:g} → {low:g} after step t": switch.isel(lr=0)},
+                                          ("test_acc", "prunability", "csi"), axis="schedule_at", references=references))
+rows = ch.table[ch.table.claim == "fig30.switch"]
+ch.glue("supp_switch_says", "; ".join(f"{r.setting}: {report.SHOWN[r.verdict]} ({r.text})" for _, r in rows.iterrows())
+        or "not judged")
 report.summary_table(switch.isel(lr=0), ("test_acc", "prunability", "csi"), axis="schedule_at")
 
 # %% [markdown]
@@ -124,12 +119,8 @@ report.summary_table(switch.isel(lr=0), ("test_acc", "prunability", "csi"), axis
 # pair, same seed — evaluated as a model of its own (seed mean); the diagonal is each model alone.
 
 # %% tags=["hide-input"]
-fig = plots.soup_heatmaps(soups, ("test_acc", "prunability", "csi"))
-glue("supp_soups", fig, display=False)
-plt.close(fig)
-rows = table[table.index.str.startswith("fig30.soups")]
-glue("supp_soup_says", "; ".join(f"{claims.says(table, i, trend=False)}" for i in rows.index) or "not judged",
-     display=False)
+ch.figure("supp_soups", plots.soup_heatmaps(soups, ("test_acc", "prunability", "csi")))
+ch.glue("supp_soup_says", ch.says("fig30.soups", trend=False))
 
 # %% [markdown]
 # ```{glue:figure} supp_soups
@@ -150,7 +141,7 @@ glue("supp_soup_says", "; ".join(f"{claims.says(table, i, trend=False)}" for i i
 # ## This chapter's verdicts
 
 # %% tags=["hide-input"]
-glue("supp_claims", Markdown(claims.markdown(table)), display=False)
+ch.verdicts("supp_claims")
 
 # %% [markdown]
 # ```{glue:md} supp_claims

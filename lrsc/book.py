@@ -23,27 +23,7 @@ from pathlib import Path
 import yaml
 
 from lrsc.errors import ConfigError
-
-
-def project_root(start: str | Path = ".") -> Path:
-    """The nearest folder at or above ``start`` that holds ``_toc.yml``, else the lrsc checkout's own."""
-    here = Path(start).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file():
-            return folder
-    source = Path(__file__).resolve().parents[1]
-    if (source / "_toc.yml").is_file():
-        return source
-    raise ConfigError(f"no _toc.yml in {here} or above; run from the lrsc project folder or pass --root")
-
-
-def resolve(path: str | Path) -> Path:
-    """A path as given when it exists from here, else relative to the project root (so chapters and
-    notebooks name parameter files the same way from any working folder)."""
-    path = Path(path)
-    if path.is_absolute() or path.exists():
-        return path
-    return project_root() / path
+from lrsc.paths import project_root
 
 
 def chapters(root: Path) -> list[str]:
@@ -310,16 +290,3 @@ def chapter_times(root: str | Path = ".") -> tuple[dict[str, float], int]:
     record = json.loads(path.read_text()) if path.is_file() else {"chapters": {}, "jobs": 1}
     times = record["chapters"]
     return {chapter_title(root, c): times[Path(c).name] for c in chapters(root) if Path(c).name in times}, record["jobs"]
-
-
-def chapter_sweeps(chapter: str, sweep_params: list[str], results_dir: str | Path, overrides: dict | None = None,
-                   progress: bool = False):
-    """Run (or read from the run store) a chapter's LR sweeps, record them as the sweeps its claims are
-    judged on, and judge them: ``(results folder, {title: dataset}, the chapter's verdict table)``."""
-    from lrsc import claims
-    from lrsc.sweep import run_sweeps
-
-    out = resolve(results_dir)
-    results = run_sweeps(sweep_params, out, overrides, progress)
-    claims.record(out, chapter, {"sweeps": sweep_params})
-    return out, results, claims.ledger(out, chapter=chapter)

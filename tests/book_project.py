@@ -40,6 +40,8 @@ def sweeps() -> dict[str, dict]:
     """The tiny sweep files, by name."""
     parity = _sweep("tiny parity")
     parity["metrics"]["snapshot_steps"] = [0, 20, 100]
+    parity["grid"]["lr"] = {"edge": True, "start": 1.0, "factor": 4, "n": 2}  # the paper's protocol, probed
+    parity["train"]["cap_lr"] = 1.0
     out = {
         "parity": parity,
         "settings": _sweep("tiny parity, data settings", grid={"dataset_params.rho": [0.1, 0.3], "lr": [0.3, 1.0],
@@ -78,7 +80,7 @@ def chapters() -> dict[str, dict]:
         "fig3_parity": {**common, "parity_params": f"{p}/parity.yaml", "moon_star_params": f"{p}/moon_star.yaml",
                         "settings_params": f"{p}/settings.yaml"},
         "fig5_representations": {**common, "sweep_params": [f"{p}/parity.yaml", *images], "order": "reuses"},
-        "fig6_hyperparameters": {**common, "sweep_params": f"{p}/parity.yaml", "small_lr": 0.3, "high_lr": 1.0,
+        "fig6_hyperparameters": {**common, "sweep_params": f"{p}/parity.yaml", "small_lr": 0.25, "high_lr": 1.0,
                                  "ranges": {"momentum": [0.0, 0.5], "asam_rho": [0.0, 0.1]},
                                  "l2_values": [0.0, 1e-3], "hp_seeds": SEEDS},
         "fig7_naturalistic": {**common, "sweep_params": [f"{p}/vit.yaml"]},
@@ -89,7 +91,7 @@ def chapters() -> dict[str, dict]:
         "supplement_schemes": {**common, "sweep_params": f"{p}/parity.yaml", "scheme_seeds": SEEDS,
                                "schemes": {"adam": {"label": "Adam", "overrides": {
                                    "train.optimizer": "adam", "grid.lr": [0.001, 0.01]}}},
-                               "switch_lrs": [1.0, 0.3], "switch_steps": [20, 60]},
+                               "switch_lrs": [1.0, 0.25], "switch_steps": [20, 60]},
     }
     if HAS_IMAGES:
         out["fig4_datasets"] = {**common, "sweep_params": images, "settings_params": f"{p}/fig4_settings.yaml",

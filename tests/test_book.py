@@ -9,7 +9,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from lrsc import claims
+import pandas as pd
+
+from lrsc import claims, paper, report
 from lrsc.book import build_book, chapter_times, chapter_title, default_jobs, inline_glue
 from lrsc.errors import ConfigError
 
@@ -56,41 +58,56 @@ def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):
     root, _ = tiny_book
     results = root / "results" / "tiny"
     everything = claims.ledger(results)
-    claims_page = _glued(nbformat.read(root / "book" / "claims.ipynb", as_version=4))["claims_table"]["text/markdown"]
+    claims_page = _glued(nbformat.read(root / "book" / "claims.ipynb", as_version=4))["claims_tables"]["text/markdown"]
     for name in (c for c in CHAPTERS if c != "performance"):  # the performance page judges no claim
         own = claims.ledger(results, chapter=name)
-        assert own.equals(everything[everything.chapter == name]), name
+        pd.testing.assert_frame_equal(own, everything[everything.chapter == name])
         nb = nbformat.read(root / "book" / f"{name}.ipynb", as_version=4)
         tables = [v["text/markdown"] for k, v in _glued(nb).items() if k.endswith("_claims")]
-        assert tables == [claims.markdown(own)], name
-        for _, row in own.iterrows():  # the claims page has the same row, word for word
-            assert f"| {row.figure} | {row.claim} | {row.on} |" in claims_page
+        assert tables == [report.ledger_markdown(own)], name
+        for line in tables[0].splitlines()[2:]:  # the claims page has the same row, word for word
+            assert line.removesuffix("|") in claims_page, line  # there followed by its q and its chapter
     assert len(everything) >= 30
+    # the ledger a reader can take away holds every verdict the pages show
+    csv = pd.read_csv(results / "claims.csv", index_col="id")
+    assert list(csv.index) == list(everything.index) and (csv.verdict == everything.verdict).all()
 
 
 def test_no_verdict_outruns_its_interval(tiny_book):
     root, _ = tiny_book
     table = claims.ledger(root / "results" / "tiny")
-    decided = table[table.verdict.isin(["agrees", "disagrees"]) & table.low.notna()]
+    interval = table.low.notna()
+    decided = table[table.verdict.isin(["agrees", "disagrees"]) & interval]
     assert len(decided) > 0
     assert ((decided.low > 0) | (decided.high < 0)).all()  # the interval excludes zero
-    paired = table[table.low.notna()]
-    assert paired.effect.str.contains("90% CI").all() and paired.effect.str.contains("seeds").all()
+    open_ = table[table.verdict.isin(["inconclusive"]) & interval]
+    assert ((open_.low <= 0) & (open_.high >= 0)).all()  # an undecided one contains it
+    bounded = table[(table.verdict == "untestable") & table.reason.str.contains("ceiling|floor") & interval]
+    assert ((bounded.low <= 0) & (bounded.high >= 0)).all()  # a bound never hides a decision
+    none = table[(table.verdict == "no effect") & interval]
+    assert ((none.low > -none.sesoi) & (none.high < none.sesoi)).all()  # inside the smallest effect of interest
+    paired = table[interval]
+    assert paired.text.str.contains("90% CI").all()
     untestable = table[table.verdict == "untestable"]
-    assert (untestable.reason != "").all() or (untestable.effect != "").all()
+    assert (untestable.reason != "").all()
 
 
 def test_prose_states_the_tables_verdicts(tiny_book):
     root, html = tiny_book
     table = claims.ledger(root / "results" / "tiny", chapter="fig3_parity")
     glued = _glued(nbformat.read(root / "book" / "fig3_parity.ipynb", as_version=4))
-    for short, var in (("acc", "test_acc"), ("prune", "prunability"), ("core", "attr_core")):
+    for short, claim in (("acc", "fig3.acc"), ("prune", "fig3.prune"), ("core", "fig3.core")):
         said = glued[f"parity_{short}_says"]["text/plain"].strip("'\"")
-        assert said == claims.says(table, f"fig3.parity.{var}")
+        assert said == report.says(table, claim)
         assert said.split(" (")[0] in _text(html / "book" / "fig3_parity.html")
     front = _text(html / "book" / "intro.html")
-    counts = claims.counts(claims.ledger(root / "results" / "tiny"))
-    assert f"{counts['agrees']} agree with the paper" in front and f"{counts['untestable']} are untestable" in front
+    everything = claims.with_q(claims.ledger(root / "results" / "tiny"))
+    counts = claims.counts(everything)
+    assert f"{counts['agrees']} agree with the paper" in front and f"{counts['untestable']} could not be judged" in front
+    assert f"{counts['no effect']} find no effect" in front
+    assert f"{int(everything.survives.sum())} of the {counts['agrees'] + counts['disagrees']} decisive" in front
+    for words in paper.CONTRIBUTIONS.values():  # the five contributions, each answered
+        assert words[:40] in front
 
 
 def test_parameters_shown_once_and_glue_readable_outside_the_book(tiny_book):
