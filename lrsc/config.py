@@ -21,7 +21,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from lrsc import edge
 from lrsc.errors import ConfigError
+from lrsc.paths import resolve
 from lrsc.settings import METRICS, TRAIN, MetricSettings, TrainSettings
 
 DEFAULTS: dict[str, Any] = {
@@ -35,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 }
 SECTIONS = ("train", "metrics", "dataset_params", "model_params")
 # Keys of a sweep file that describe the sweep rather than its runs (never part of a run's hash).
-SWEEP_KEYS = ("grid", "title")
+SWEEP_KEYS = ("grid", "title", "edge")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
 
@@ -120,8 +122,6 @@ def _read(source: str | Path | Mapping) -> dict:
         return copy.deepcopy(dict(source))
     path = Path(source)
     if not path.is_file() and not path.is_absolute():
-        from lrsc.book import resolve  # the project's params/ from any working folder
-
         path = resolve(path)
     if not path.is_file():
         raise ConfigError(f"params file {str(source)!r} not found")
@@ -159,14 +159,18 @@ def load(source: str | Path | Mapping, overrides: list[str] | Mapping | None = N
         raise ConfigError(f"grid must map axes to lists of values, got {grid!r}")
     if not isinstance(title, str):
         raise ConfigError(f"title must be a string (how tables and figures name the sweep), got {title!r}")
+    probing = edge.spec_of({"grid": grid})  # an LR axis to the edge of stability: checked at its first probe
     for axis, values in grid.items():
+        if axis == "lr" and probing:
+            continue
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{axis} must be a non-empty list, got {values!r}")
     if "train.record_every" in map(axis_path, grid):
         raise ConfigError("train.record_every cannot be a grid axis: every run of a sweep records on one step grid")
     cfg = merge(DEFAULTS, given)
     cfg["grid"], cfg["title"] = grid, title
-    for run in expand(cfg):  # every run of the grid is checked before anything runs
+    checked = {**cfg, "grid": {**grid, "lr": [probing.start]}} if probing else cfg
+    for run in expand(checked):  # every run of the grid is checked before anything runs
         normalise(run)
     return cfg
 

@@ -136,7 +136,8 @@ def neuron_selectivity(run: dict, test_set: Split) -> Callable[[nn.Module], dict
 
 
 def _nan_like(ev: Evaluation, var: variables.Variable) -> np.ndarray:
-    shape = [len(ev.cfg["prune_fractions"]) if d == "prune_fraction" else 0 for d in var.dims]
+    sizes = {"prune_fraction": len(ev.cfg["prune_fractions"]), "neuron": ev.outputs[0].shape[1]}
+    shape = [sizes.get(d, 0) for d in var.dims]
     return np.full(shape, np.nan, dtype=var.dtype)
 
 

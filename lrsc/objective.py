@@ -62,9 +62,9 @@ def lr_table(settings: TrainSettings, steps: int) -> torch.Tensor:
     ``schedule_at``); ``"cosine"`` (cosine annealing to ``schedule_factor * lr`` over
     ``schedule_steps``); ``"wsd"`` (warmup-stable-decay: ``warmup_steps`` of linear warmup, a
     constant stretch, then a 1-sqrt decay to ``schedule_factor * lr`` over the last
-    ``decay_frac`` of ``schedule_steps``). ``schedule_steps`` 0 means ``max_steps``.
+    ``decay_frac`` of ``schedule_steps``). ``schedule_steps`` 0 means the step cap (``TrainSettings.step_cap``).
     """
     s = settings
-    horizon = s.schedule_steps or s.max_steps
+    horizon = s.schedule_steps or s.step_cap
     mult = _multipliers(s.schedule, steps, horizon, s.schedule_factor, s.schedule_at, s.warmup_steps, s.decay_frac)
     return torch.tensor([s.lr * m for m in mult], dtype=torch.float32)

@@ -183,8 +183,12 @@ class TrainSettings(_Section):
                                doc="stop at this mean training cross-entropy instead of 100% accuracy (0: accuracy)")
     extra_steps: int = setting(0, "extra steps", NON_NEGATIVE, per_model=True,
                                doc="steps trained on after the stopping criterion is met")
-    max_steps: int = setting(15000, "step cap", POSITIVE,
+    max_steps: int = setting(15000, "step cap", POSITIVE, per_model=True,
                              doc="step cap; a run that hits it is reported as not converged")
+    cap_lr: float = setting(0.0, "LR of the step cap", NON_NEGATIVE, per_model=True,
+                            doc="the LR at which max_steps applies: a smaller LR gets proportionally more steps, "
+                                "max_steps x cap_lr / lr, since it takes that many more to fit (0: max_steps at "
+                                "every LR)")
     eval_every: int = setting(100, "evaluation interval", POSITIVE,
                               doc="steps between full training-set accuracy checks")
     collapse_patience: int = setting(10, "collapse patience", POSITIVE,
@@ -198,10 +202,17 @@ class TrainSettings(_Section):
         if self.optimizer != "sgd" and self.momentum:
             raise ConfigError(f"train.momentum is SGD's; train.optimizer={self.optimizer!r} uses its own "
                               f"(set train.momentum to 0)")
-        horizon = self.schedule_steps or self.max_steps
+        horizon = self.schedule_steps or self.step_cap
         if self.schedule == "wsd" and self.warmup_steps + self.decay_frac * horizon > horizon:
             raise ConfigError(f"train.warmup_steps={self.warmup_steps} and train.decay_frac={self.decay_frac} do not "
                               f"fit in the schedule's {horizon} steps (train.schedule_steps, else train.max_steps)")
+
+    @property
+    def step_cap(self) -> int:
+        """The run's step cap: ``max_steps``, times ``cap_lr / lr`` for an LR below ``cap_lr``."""
+        if not self.cap_lr or self.lr >= self.cap_lr:
+            return self.max_steps
+        return math.ceil(round(self.max_steps * self.cap_lr / self.lr, 6))
 
     @property
     def plain_sgd(self) -> bool:

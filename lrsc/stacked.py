@@ -303,7 +303,8 @@ class _Batched:
         fcn = StackedFcn() if stacked_kernel(models[0], s0) else None
         self.step_fn, self.forward = (fcn.step, fcn.forward) if fcn else _autograd_path(models[0])
         self.gens = [generator(s, "data_order", device) for s in seed]
-        total = s0.max_steps + max(s.extra_steps for s in settings)
+        self.caps = [s.step_cap for s in settings]
+        total = max(cap + s.extra_steps for cap, s in zip(self.caps, settings))
         self.lrs = torch.stack([lr_table(s, total) for s in settings]).to(device)  # (M, steps)
         # plain SGD folds lr / B into the backward pass; otherwise the gradient is the mean's (1 / B)
         self.scales = self.lrs / s0.batch_size if self.stack.sgd.plain else \
@@ -335,8 +336,9 @@ class _Batched:
 
     def due(self) -> bool:
         """Whether the stopping rules are checked after this step."""
-        step, deadlines = self.step, {self.monitors[i].deadline for i in self.stack.active} - {None}
-        return step % self.s0.eval_every == 0 or step == self.s0.max_steps or step in deadlines
+        step, active = self.step, self.stack.active
+        deadlines = {self.monitors[i].deadline for i in active} | {self.caps[i] for i in active}
+        return step % self.s0.eval_every == 0 or step in deadlines
 
     def evaluate(self) -> list[int]:
         """Check every model's stopping rules on its full training set; returns the models that stop now."""
@@ -348,7 +350,7 @@ class _Batched:
                                              self.data.which[rows])
         done = []
         for i, ok, acc, loss, on in zip(stack.active, finite.tolist(), accs, losses, alive):
-            reason = self.monitors[i].check(ok, acc, loss, on, step, at_cap=step >= self.s0.max_steps)
+            reason = self.monitors[i].check(ok, acc, loss, on, step, at_cap=step >= self.caps[i])
             if reason:
                 self.results[i] = self.monitors[i].result(reason, step, self.recorder, i)
                 done.append(i)
@@ -377,7 +379,7 @@ def train_batched(models: Sequence[nn.Module], data: Sequence[Split], settings: 
     _check(models, data, settings, seed)
     run = _Batched(models, data, settings, seed, snapshot, snapshot_steps)
     run.recorder.snap(0, models, run.stack.active)
-    with tqdm(total=settings[0].max_steps, desc=f"{len(models)} models", unit="step", leave=False,
+    with tqdm(total=max(s.step_cap for s in settings), desc=f"{len(models)} models", unit="step", leave=False,
               disable=not progress) as bar:
         while run.stack.active:
             run.take_step()

@@ -16,7 +16,7 @@ from pathlib import Path
 import xarray as xr
 
 from lrsc import config as config_mod
-from lrsc import datasets, engines, extensions, models, sweepdir
+from lrsc import datasets, edge, engines, extensions, models, sweepdir
 from lrsc.collect import collect, provenance, up_to_date
 from lrsc.drive import drive
 from lrsc.errors import ConfigError, RunsFailed
@@ -117,14 +117,24 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     A run that raises is recorded as failed (see ``lrsc status``) and is NaN in the dataset,
     whose ``status`` variable says so; the dataset is still written, then :class:`RunsFailed`
     is raised naming the first failure. The next ``run_sweep`` tries failed runs again.
+
+    An ``lr`` axis written as ``{edge: true, ...}`` is first resolved by probing
+    (:func:`lrsc.edge.resolve`): each probed LR is a sweep of its own under ``out_dir/probe/``, on
+    the same run store, whose runs the sweep then reuses.
     """
-    cfg, runs = plan(cfg, overrides)
+    loaded = config_mod.load(cfg, overrides)
     engines.check_options(engine, workers, scheduler)
     check_device(device)
     if retries < 0:
         raise ConfigError(f"--retries must be at least 0, got {retries}")
     out = sweepdir.check_out(out_dir)
     store = RunStore(store or default_store(out))
+    if edge.spec_of(loaded):
+        loaded = edge.resolve(loaded, lambda lr: run_sweep(
+            edge.at_lr(loaded, lr), out / "probe" / f"lr_{lr:g}", device=device, progress=progress,
+            models_at_once=models_at_once, engine=engine, workers=workers, retries=retries, scheduler=scheduler,
+            slurm=slurm, store=store.root))
+    cfg, runs = plan(loaded)
     heal(store, runs, out, device)
     todo = [r for r in runs if not store.finished(r.hash)]
     if todo:
@@ -149,20 +159,4 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
         first = failed[0]
         raise RunsFailed(f"{len(failed)} of {len(runs)} runs failed; the first ({first[0]}): {first[1]} "
                          f"(see: lrsc status {out})")
-    return results
-
-
-def run_sweeps(params: list[str | Path], results_dir: str | Path, overrides: dict | None = None,
-               progress: bool = False) -> dict[str, xr.Dataset]:
-    """Run (or reload) each sweep of ``params`` into ``results_dir/<params file stem>``, all on the
-    results folder's one run store; returns ``{title: dataset}`` in the order given (a chapter's
-    sweeps, named for readers)."""
-    from lrsc.book import resolve
-    from lrsc.report import title
-
-    results = {}
-    for path in params:
-        path = resolve(path)
-        ds = run_sweep(path, Path(results_dir) / path.stem, overrides, progress=progress)
-        results[title(ds)] = ds
     return results

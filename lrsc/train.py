@@ -95,7 +95,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     layout = torch.channels_last if any(p.dim() == 4 for p in params) else torch.contiguous_format
     model.to(memory_format=layout)
     opt = _optimizer(params, s)
-    total = s.max_steps + s.extra_steps
+    cap = s.step_cap
+    total = cap + s.extra_steps
     lrs = lr_table(s, total).tolist()  # float32 values, as the stacked kernel uses
     scheduled = s.schedule != "constant"
     for group in opt.param_groups:
@@ -121,7 +122,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     reason, step = "", 0
     model.train()
     recorder.snap(0, [model], [0])
-    with tqdm(total=s.max_steps, desc=f"lr={s.lr:g}", unit="step", leave=False, disable=not progress) as bar:
+    with tqdm(total=cap, desc=f"lr={s.lr:g}", unit="step", leave=False, disable=not progress) as bar:
         while not reason:
             perm = torch.randperm(n, device=device, generator=order)
             for start in range(0, n - s.batch_size + 1, s.batch_size):
@@ -136,7 +137,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
                     recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None],
                                  conflicting[idx][None], [p.detach()[None] for p in params])
                 recorder.snap(step, [model], [0])
-                if step % s.eval_every and step not in (s.max_steps, monitor.deadline):
+                if step % s.eval_every and step not in (cap, monitor.deadline):
                     continue
                 bar.update(s.eval_every)
                 reason = _evaluate(model, data, recorder, monitor, row, step, s)
@@ -170,4 +171,4 @@ def _evaluate(model: nn.Module, data: Split, recorder: Recorder, monitor: Monito
         feats, logits = predict(model, data.x)
         acc, alive = (logits.argmax(1) == data.y).float().mean().item(), bool(feats.any())
         loss = F.cross_entropy(logits, data.y).item()
-    return monitor.check(finite, acc, loss, alive, step, at_cap=step >= s.max_steps)
+    return monitor.check(finite, acc, loss, alive, step, at_cap=step >= s.step_cap)
