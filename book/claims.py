@@ -76,9 +76,9 @@ page.markdown("claims_tables", "\n\n".join(sections))
 # ## Where the claim holds
 #
 # A verdict is about one data setting. Two chapters also run a small sweep over data settings
-# at the smallest and the largest compared LR of their main sweep (the parity chapter over the
-# fraction of bias-conflicting samples `rho` and the number of core bits, the Fig. 4 chapter
-# over `rho`). {numref}`claims-where` maps, per setting, the paired effect of the large LR over
+# at two LRs of their main sweep, its largest compared LR and a smaller one that each chapter
+# names (the parity chapter over the fraction of bias-conflicting samples `rho` and the number of
+# core bits, the Fig. 4 chapter over `rho`). {numref}`claims-where` maps, per setting, the paired effect of the large LR over
 # the small one on unbiased accuracy and on prunability, with its verdict (the same rule; these
 # rows are the `settings` rows of the tables above, accuracy and prunability alike).
 

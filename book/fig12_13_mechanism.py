@@ -86,7 +86,7 @@ ch.glue("fig13_hi", hi)
 ch.glue("fig13_seed", seed)
 for short in ("logit", "param", "confident"):
     ch.glue(f"fig13_{short}_says", ch.says(f"fig13.{short}", trend=False))
-mechanism.dynamics(dyn).to_dataframe().unstack("end").round(3)
+mechanism.readable(mechanism.dynamics(dyn).to_dataframe().unstack("end").round(3))
 
 # %% [markdown]
 # ## Fig. 13: training dynamics at a low and a high LR
@@ -116,7 +116,7 @@ ch.glue("prop_n", n_batch)
 ch.glue("prop_rho", float(sweepdir.read_config(dyn_folder)["dataset_params"].get("rho", 0.05)))
 for name in ("prop1", "prop2"):
     ch.glue(f"{name}_says", ch.says(name, trend=False))
-scaling.mean("seed").to_dataframe().round(4)
+mechanism.readable(scaling.mean("seed").to_dataframe().round(4))
 
 # %% [markdown]
 # ## Prop. 1–2: scaling the logits of a trained network
@@ -146,7 +146,7 @@ ch.glue("fig18_says", ch.says("fig18", trend=False))
 end = mechanism.final_dominance(dyn).sel(lr=[lo, hi]).mean("seed")
 ch.glue("fig18_base", f"{float(end.class_dominant.sel(lr=lo)):.0%} at LR {lo:g} and "
         f"{float(end.class_dominant.sel(lr=hi)):.0%} at LR {hi:g}")
-stay.mean("seed").to_dataframe().unstack("lr").round(3)
+mechanism.readable(stay.mean("seed").to_dataframe().unstack("lr").round(3))
 
 # %% [markdown]
 # ## Fig. 18: do class-dominant neurons stay class-dominant?

@@ -29,7 +29,7 @@ results_dir = "results/quick"  # where the sweeps store their runs and results.n
 progress = False  # progress bars (off in the rendered book)
 
 # %% tags=["hide-input"]
-from lrsc import attribution, crosscheck, plots, report, sweepdir
+from lrsc import attribution, crosscheck, mechanism, plots, report, sweepdir
 from lrsc.chapter import Chapter
 from lrsc.results import config
 from lrsc.paths import resolve
@@ -137,7 +137,7 @@ ch.figure("std_maps", plots.attribution_maps(test.x[pick], maps))
 # %% tags=["hide-input"]
 gap = (comparison.sel(attribution="IG") - comparison.sel(attribution="DeepLift"))
 ch.glue("std_methods_gap", f"{float(max(abs(gap[v]).max() for v in gap.data_vars)):.2g}")
-comparison.mean("seed").to_dataframe().unstack("end").round(3)
+mechanism.readable(comparison.mean("seed").to_dataframe().unstack("end").round(3))
 
 # %% [markdown]
 # ## This chapter's verdicts

@@ -35,6 +35,7 @@ class Chapter:
         self.overrides, self.progress = dict(overrides or {}), progress
         self._roles: dict[str, list[str]] = {}
         self._table: pd.DataFrame | None = None
+        pd.set_option("display.max_colwidth", None)  # a page shows its tables' cells whole
 
     def sweep(self, role: str, params: str | Path, *, folder: str | None = None, title_: str | None = None,
               changes: dict | None = None) -> xr.Dataset:

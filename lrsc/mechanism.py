@@ -21,6 +21,22 @@ from lrsc import datasets, sweepdir
 from lrsc.verdicts import compared
 
 
+# How the tables of this module's results name their columns for readers.
+HEADERS = {"logit_norm": "logit norm", "param_norm": "parameter norm", "confident_bc": "peak confident BC share",
+           "bc_loss_ratio": "peak BC loss ratio", "common_steps": "steps both took", "bc_loss_share": "BC share of loss",
+           "wrong_loss_share": "wrong samples' share of loss", "spurious_grad_share": "spurious share of input gradient",
+           "bc_grad_share": "BC share of logit gradient", "stay_class": "class-dominant, still at the end",
+           "stay_bias": "bias-dominant, still at the end", "attr_entropy": "attr. entropy", "bg_share": "bg. share",
+           "end": "LR end", "lr": "LR", "alpha": "logit scale", "snapshot": "step"}
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its column and index names as :data:`HEADERS` names them for readers."""
+    out = frame.rename(columns=HEADERS)
+    out.columns = out.columns.set_names([HEADERS.get(n, n) for n in out.columns.names])
+    return out.rename_axis(index=[HEADERS.get(n, n) for n in out.index.names])
+
+
 def runs_table(results: dict[str, xr.Dataset], x: str = "max_bc_loss_ratio", y: str = "test_acc") -> pd.DataFrame:
     """Every compared run (converged, not diverged) of the sweeps ``{name: ds}`` (dims ``lr``,
     ``seed``) as a row: ``sweep``, ``lr``, ``seed``, ``x`` and ``y``."""

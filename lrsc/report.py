@@ -114,15 +114,17 @@ def ranges_text(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "pruna
     return f"LRs {paper.span(tuple(ours['lr']['ours']))}: " + ", ".join(parts)
 
 
-def compared_ends(ds: xr.Dataset) -> list[float]:
-    """The smallest and the largest compared LR of a sweep (where a settings sweep repeats it), or,
-    with fewer than two compared, the smallest and largest LR at which no seed diverged (else the
-    grid's ends): always two distinct LRs where the grid has two."""
+def compared_ends(ds: xr.Dataset, span: float | None = None) -> list[float]:
+    """Two LRs of a sweep for a settings sweep to repeat it at: its largest compared LR and its
+    smallest, or, with ``span``, the smallest compared LR at least ``1 / span`` of the largest (a
+    cheaper pair, since small LRs take many steps). With fewer than two compared LRs, the same
+    over the LRs at which no seed diverged, else the grid's ends."""
     for values in (compared(ds), [v for v in ds.lr.values.tolist() if not bool(ds.diverged.sel(lr=v).any())],
                    ds.lr.values.tolist()):
         values = sorted(values)
         if len(values) >= 2:
-            return [values[0], values[-1]]
+            low = next(v for v in values if span is None or v >= values[-1] / span * (1 - 1e-9))
+            return [low if low < values[-1] else values[-2], values[-1]]
     return sorted(ds.lr.values.tolist())
 
 
