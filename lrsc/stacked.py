@@ -48,10 +48,10 @@ OnDone = Callable[[int, TrainResult], None]
 
 def stacked_kernel(model: nn.Module, settings: TrainSettings) -> bool:
     """Whether ``model`` trains through :class:`StackedFcn`: a bias-free :class:`~lrsc.models.FCN`
-    with SGD (any momentum, weight decay, L1, focal gamma and schedule) and no ASAM. Such a model
-    takes that path alone or batched."""
-    return (type(model) is FCN and model.head.bias is None and settings.optimizer == "sgd"
-            and settings.asam_rho == 0)
+    whose settings the kernel implements (any momentum, weight decay, L1, focal gamma and
+    schedule; the settings declared ``stacked=False``, such as the optimiser, ASAM and the
+    precision, at their defaults only). Such a model takes that path alone or batched."""
+    return type(model) is FCN and model.head.bias is None and not settings.loop_only()
 
 
 class Sgd:
@@ -234,8 +234,11 @@ def _check(models: Sequence[nn.Module], data: Sequence[Split], settings: Sequenc
                          f"for {m} models")
     if any(s.shared() != settings[0].shared() for s in settings):
         raise ValueError(f"train_batched: the models must share every setting but {', '.join(PER_MODEL)}")
-    if settings[0].optimizer != "sgd" or settings[0].asam_rho:
-        raise ValueError("train_batched trains with SGD only; train Adam-type optimisers and ASAM with lrsc.train.train")
+    beyond = settings[0].loop_only()
+    if beyond:
+        raise ValueError(f"train_batched implements {', '.join(f'train.{k}' for k in beyond)} at the default only "
+                         f"(got {', '.join(f'{k}={getattr(settings[0], k)!r}' for k in beyond)}); train such models "
+                         f"with lrsc.train.train")
     if any(len(list(model.buffers())) for model in models):
         raise ValueError("train_batched needs buffer-free models (no BatchNorm); train them one at a time")
     n = len(data[0])

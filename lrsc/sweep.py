@@ -21,8 +21,9 @@ from lrsc.collect import collect, provenance, up_to_date
 from lrsc.drive import drive
 from lrsc.errors import ConfigError, RunsFailed
 from lrsc.heal import heal
-from lrsc.seeding import check_device
+from lrsc.seeding import check_device, pick_device
 from lrsc.store import RunStore, default_store
+from lrsc.train import check_precision
 from lrsc.units import Run, batches, one_at_a_time
 
 MODELS_AT_ONCE = 32  # most runs trained together: bounds the memory of stacked weights and data
@@ -121,6 +122,9 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     cfg, runs = plan(cfg, overrides)
     engines.check_options(engine, workers, scheduler)
     check_device(device)
+    if engine == "local" or device != "auto":  # where the runs will train is known here
+        for run in runs:
+            check_precision(run.settings, pick_device(device))
     if retries < 0:
         raise ConfigError(f"--retries must be at least 0, got {retries}")
     out = sweepdir.check_out(out_dir)

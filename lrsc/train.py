@@ -7,11 +7,16 @@ the host between evaluations.
 
 A bias-free FCN trained with SGD (no ASAM) takes the stacked kernel instead, as a stack of
 one (:mod:`lrsc.stacked`): its numbers are then the same alone as in any batch of a sweep.
+
+Mixed precision (``train.precision`` bf16 or fp16) autocasts the training steps' forward
+passes; the weights, the optimiser and every evaluation stay float32, and fp16 scales the
+loss (``torch.amp.GradScaler``) so that small gradients do not underflow. fp32, the default,
+runs the loop exactly as without the setting.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +25,7 @@ from torch import nn
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 from lrsc.datasets import Split
+from lrsc.errors import ConfigError
 from lrsc.models import predict
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
@@ -46,6 +52,22 @@ def _global_rngs(seed: int) -> Iterator[None]:
             yield
         finally:
             np.random.set_state(state)
+
+
+def check_precision(s: TrainSettings, device: torch.device) -> None:
+    """Raise ConfigError when ``device`` cannot train in ``s.precision``: fp16 needs CUDA (on a CPU,
+    float16 autocasting is slow where it runs at all, and its gradient scaler is CUDA's)."""
+    if s.precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"train.precision=fp16 needs a CUDA device, and this run trains on {device}; use "
+                          f"train.precision=bf16 or fp32 there (or --device cuda)")
+
+
+def _autocast(s: TrainSettings, device: torch.device) -> Callable[[], ContextManager]:
+    """A fresh context for each training step's forward pass: autocasting to the settings' precision."""
+    if s.precision == "fp32":
+        return nullcontext
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[s.precision]
+    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def _optimizer(params: list[nn.Parameter], s: TrainSettings) -> torch.optim.Optimizer:
@@ -78,6 +100,7 @@ def train(model: nn.Module, data: Split, settings: TrainSettings | None = None, 
     ``snapshot(model)`` is kept too. ``progress`` shows a bar over the steps.
     """
     s = TrainSettings.from_config({**(settings or TrainSettings()).to_config(), **changes})
+    check_precision(s, data.x.device)
     snapshots = [snapshot] if snapshot else None
     if stacked_kernel(model, s):
         return train_batched([model], [data], [s], seed=[seed], progress=progress, snapshot=snapshots,
@@ -95,6 +118,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     layout = torch.channels_last if any(p.dim() == 4 for p in params) else torch.contiguous_format
     model.to(memory_format=layout)
     opt = _optimizer(params, s)
+    autocast = _autocast(s, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=s.precision == "fp16")  # disabled: calls pass through
     total = s.max_steps + s.extra_steps
     lrs = lr_table(s, total).tolist()  # float32 values, as the stacked kernel uses
     scheduled = s.schedule != "constant"
@@ -109,7 +134,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
 
     def objective(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The minibatch's training objective, its per-sample cross-entropies and its logits."""
-        logits = model(x)
+        with autocast():
+            logits = model(x).float()  # autocast's half-precision logits; .float() is a no-op in fp32
         losses = F.cross_entropy(logits, y, reduction="none")
         weighted = focal_weight(logits.detach().log_softmax(-1)[None], y[None], gamma)[0] * losses \
             if s.focal_gamma else losses  # the cross-entropy needs no weights: keep them off the hot path
@@ -130,7 +156,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
                 if scheduled:
                     for group in opt.param_groups:
                         group["lr"] = lrs[step]
-                losses, logits = _step(opt, objective, x, y, s.asam_rho > 0)
+                losses, logits = _step(opt, scaler, objective, x, y, s.asam_rho > 0)
                 step += 1
                 if recorder.due(step):
                     recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None],
@@ -146,18 +172,20 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     return monitor.result(reason, step, recorder, 0)
 
 
-def _step(opt: torch.optim.Optimizer, objective: Callable, x: torch.Tensor, y: torch.Tensor, asam: bool
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits."""
+def _step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, objective: Callable, x: torch.Tensor,
+          y: torch.Tensor, asam: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits.
+    ``scaler`` scales fp16's loss (it is disabled otherwise; fp16 never comes with ASAM)."""
     opt.zero_grad(set_to_none=True)
     loss, losses, logits = objective(x, y)
-    loss.backward()
+    scaler.scale(loss).backward()
     if asam:  # ASAM: the gradient at the perturbed weights drives the step
         opt.first_step(zero_grad=True)
         objective(x, y)[0].backward()
         opt.second_step()
     else:
-        opt.step()
+        scaler.step(opt)  # fp16: skips the step when the scaled gradients overflowed
+        scaler.update()
     return losses, logits
 
 
