@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from lrsc.datasets import as_inputs
 from lrsc.errors import ConfigError
 from lrsc.registry import Registry, builder_params, normalise_params
 
@@ -237,17 +238,26 @@ def wrn101_2(*, input_shape: tuple[int, ...], num_classes: int, width: float = 1
                             width, width_per_group=128)
 
 
+PREDICT_CHUNK = 8192  # most inputs per forward pass of predict
+PREDICT_VALUES = 2**26  # most input values per pass (256 MB of float32), which bounds the activations of large images
+
+
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features ``(n, d)`` and logits ``(n, num_classes)`` of ``x``, in chunks.
 
-    Runs in eval mode and restores the model's previous mode.
+    A chunk holds ``chunk`` inputs, fewer for large inputs, so that it stays within
+    :data:`PREDICT_VALUES` (a 128 px image: 1365 a chunk, where 8192 would need some 34 GB for
+    one feature map of a ResNet's first layer; inputs of up to 8192 values keep 8192). uint8 pixel levels are made
+    float32 chunk by chunk (:func:`lrsc.datasets.as_inputs`). Runs in eval mode and restores
+    the model's previous mode.
     """
+    chunk = max(1, min(chunk, PREDICT_VALUES // max(1, x[0].numel()))) if len(x) else chunk
     was_training = model.training
     model.eval()
     feats, logits = [], []
     for i in range(0, len(x), chunk):
-        h = model.features(x[i:i + chunk])
+        h = model.features(as_inputs(x[i:i + chunk]))
         feats.append(h)
         logits.append(model.head(h))
     model.train(was_training)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
-from lrsc.datasets import Split
+from lrsc.datasets import Split, as_inputs
 from lrsc.models import FCN
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
@@ -211,7 +211,7 @@ def _stacked_stats(forward: Forward, weights: list[torch.Tensor], xs: torch.Tens
     loss = torch.zeros(a, device=xs.device)
     alive = torch.zeros(a, dtype=torch.bool, device=xs.device)
     for start in range(0, n, chunk):
-        feats, logits = forward(weights, xs[src, start:start + chunk])
+        feats, logits = forward(weights, as_inputs(xs[src, start:start + chunk]))
         y = ys[src, start:start + chunk]
         correct += (logits.argmax(-1) == y).sum(1)
         loss -= logits.log_softmax(-1).gather(-1, y.unsqueeze(-1)).squeeze(-1).sum(1)
@@ -263,8 +263,10 @@ class _Data:
         """x, y and the conflicting mask of the models in ``rows``, each ``(A, B, ...)``: the samples at
         ``order[:, start:start + B]`` of each model's own set."""
         flat = (self.which[rows, None] * self.n + order[:, start:start + self.batch_size]).view(-1)
-        return [torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), self.batch_size, *t.shape[1:])
-                for t, buf in zip(self.tables, self.buffers)]
+        x, y, conflicting = [torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), self.batch_size,
+                                                                                      *t.shape[1:])
+                             for t, buf in zip(self.tables, self.buffers)]
+        return [as_inputs(x), y, conflicting]  # uint8 pixel levels (images on a GPU) become float32 here
 
 
 class _Stack:

@@ -24,7 +24,7 @@ from pytorch_optimizer import SAM, Kron
 from torch import nn
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
-from lrsc.datasets import Split
+from lrsc.datasets import Split, as_inputs
 from lrsc.errors import ConfigError
 from lrsc.models import predict
 from lrsc.objective import focal_weight, lr_table
@@ -97,7 +97,9 @@ def train(model: nn.Module, data: Split, settings: TrainSettings | None = None, 
     with ``stop_loss`` > 0, a mean cross-entropy below it), then trains ``extra_steps`` more.
     Every ``record_every`` steps the minibatch's :data:`lrsc.records.RECORDS` are kept (the
     loss is always the cross-entropy); at each of ``snapshot_steps`` the run reaches,
-    ``snapshot(model)`` is kept too. ``progress`` shows a bar over the steps.
+    ``snapshot(model)`` is kept too. ``progress`` shows a bar over the steps. ``data.x`` may hold
+    uint8 pixel levels (a training set of images on a GPU, see :func:`lrsc.runs.load_data`):
+    each minibatch then becomes float32 ``k / 255`` as it is taken, the values the float set holds.
     """
     s = TrainSettings.from_config({**(settings or TrainSettings()).to_config(), **changes})
     check_precision(s, data.x.device)
@@ -152,7 +154,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
             perm = torch.randperm(n, device=device, generator=order)
             for start in range(0, n - s.batch_size + 1, s.batch_size):
                 idx = perm[start:start + s.batch_size]
-                x, y = data.x[idx].contiguous(memory_format=layout), data.y[idx]
+                x, y = as_inputs(data.x[idx]).contiguous(memory_format=layout), data.y[idx]
                 if scheduled:
                     for group in opt.param_groups:
                         group["lr"] = lrs[step]
