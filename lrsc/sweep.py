@@ -115,6 +115,8 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
 
     Units run on ``engine`` (``local``, ``dask``, ``slurm``; see :func:`lrsc.engines.make_executor`)
     with ``workers`` processes; a unit whose worker is lost is retried up to ``retries`` times.
+    On SLURM each unit asks for the resources ``slurm`` gives, else the sweep file's
+    ``resources``, else its models' (:meth:`lrsc.engines.SlurmOptions.for_sweep`).
     A run that raises is recorded as failed (see ``lrsc status``) and is NaN in the dataset,
     whose ``status`` variable says so; the dataset is still written, then :class:`RunsFailed`
     is raised naming the first failure. The next ``run_sweep`` tries failed runs again.
@@ -125,6 +127,8 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     if engine == "local" or device != "auto":  # where the runs will train is known here
         for run in runs:
             check_precision(run.settings, pick_device(device))
+    slurm = (slurm or engines.SlurmOptions()).for_sweep(
+        cfg.get("resources"), {name: models.resources(name) for name in sorted({r.config["model"] for r in runs})})
     if retries < 0:
         raise ConfigError(f"--retries must be at least 0, got {retries}")
     out = sweepdir.check_out(out_dir)
