@@ -21,7 +21,7 @@ def _sweep(args: argparse.Namespace) -> None:
     from lrsc.sweep import MODELS_AT_ONCE, run_sweep
 
     slurm = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
-                         cpus=args.slurm_cpus, folder=args.slurm_folder)
+                         cpus=args.slurm_cpus, mem_gb=args.slurm_mem, folder=args.slurm_folder)
     results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
                         models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
                         workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm,
@@ -103,9 +103,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="resubmissions of a unit whose worker died or was preempted (a run that raises is not retried)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://node1:8786")
     p.add_argument("--slurm-partition", help="slurm: partition (default: the cluster's)")
-    p.add_argument("--slurm-time", type=int, default=60, metavar="MINUTES", help="slurm: time limit of one job")
-    p.add_argument("--slurm-gpus", type=int, default=0, help="slurm: GPUs per job")
-    p.add_argument("--slurm-cpus", type=int, default=1, help="slurm: CPU cores per job")
+    # each --slurm-* resource overrides the sweep file's `resources`, which overrides its model's defaults
+    p.add_argument("--slurm-time", type=int, metavar="MINUTES",
+                   help="slurm: time limit of one job (default: the sweep's resources.time_min, else its model's)")
+    p.add_argument("--slurm-gpus", type=int, help="slurm: GPUs per job (default: the sweep's, else its model's)")
+    p.add_argument("--slurm-cpus", type=int, help="slurm: CPU cores per job (default: the sweep's, else its model's)")
+    p.add_argument("--slurm-mem", type=float, metavar="GB",
+                   help="slurm: memory per job (default: the sweep's, else its model's, else the partition's)")
     p.add_argument("--slurm-folder", help="slurm: submitit's logs, on a shared filesystem (default: OUT/slurm)")
     p.set_defaults(func=_sweep)
     for name, func, text in (("status", _status, "count a sweep's runs by status; list claims, failures and damage"),

@@ -36,8 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "metrics": MetricSettings().to_config(),  # see lrsc.settings.MetricSettings
 }
 SECTIONS = ("train", "metrics", "dataset_params", "model_params")
-# Keys of a sweep file that describe the sweep rather than its runs (never part of a run's hash).
-SWEEP_KEYS = ("grid", "title", "edge")
+# Keys of a sweep file that describe the sweep rather than its runs (never part of a run's hash):
+# edge, what the LR protocol's probe found (lrsc.edge); resources, what each of its SLURM jobs asks
+# for (lrsc.engines.SlurmOptions.for_sweep).
+SWEEP_KEYS = ("grid", "title", "edge", "resources")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
 

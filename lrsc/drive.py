@@ -67,8 +67,9 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     try:
         while queue or alone or running or waiting:
             picked, by_itself = _pick(executor, queue, alone, running)
-            for i in picked:
-                running[executor.submit(execute, units[i], *args)] = (i, by_itself)
+            # the units picked together go out together (on SLURM: as one job array)
+            futures = executor.submit_all(execute, [(units[i], *args) for i in picked])
+            running.update({future: (i, by_itself) for future, i in zip(futures, picked)})
             finished = _wait(running, waiting, bar)
             for future in finished:
                 i, by_itself = running.pop(future)

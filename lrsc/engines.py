@@ -8,42 +8,89 @@ module only makes executors.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import shutil
 import subprocess
 import threading
 import time
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from lrsc.errors import ConfigError
+from lrsc.settings import coerce
 
 ENGINES = ("local", "dask", "slurm")
-SLURM_MAX_ARRAY = 1000  # SLURM's default MaxArraySize is 1001: larger arrays are submitted in chunks
+SLURM_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize (task indices 0 to 1000), where scontrol does not say
 POLL_S = 1.0  # seconds between checks of submitted SLURM jobs
+RESULT_READERS = 32  # threads reading ended SLURM tasks' results
+PENDING_CHECK_S = 30.0  # seconds between looks at why SLURM keeps the sweep's jobs pending
+# Reasons SLURM gives for keeping a job pending that no wait ends: the job asks for more than the partition offers.
+HOPELESS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints")
+# What a SLURM job can ask for: the least value of each, and the --slurm-* option that sets it.
+RESOURCE_KEYS = {"gpus": (0, "--slurm-gpus"), "cpus": (1, "--slurm-cpus"), "mem_gb": (1, "--slurm-mem"),
+                 "time_min": (1, "--slurm-time")}
+DEFAULT_RESOURCES = {"gpus": 0, "cpus": 1, "time_min": 60}  # of a model that declares none; memory: the partition's
+log = logging.getLogger("lrsc")
+
+
+def check_resources(values: Mapping[str, Any] | None, where: str) -> dict[str, int | float]:
+    """``values`` (keys of :data:`RESOURCE_KEYS`) checked and typed: GPUs, CPU cores and minutes as
+    integers, memory in GB as a number; raises ConfigError naming ``where`` and the key."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where} must map {', '.join(RESOURCE_KEYS)} to numbers, got {values!r}")
+    out = {}
+    for key, value in values.items():
+        if key not in RESOURCE_KEYS:
+            raise ConfigError(f"unknown key {where}.{key}; valid keys: {', '.join(RESOURCE_KEYS)}")
+        value = coerce(f"{where}.{key}", value, 1.0 if key == "mem_gb" else 1)
+        least = RESOURCE_KEYS[key][0]
+        if value < least:
+            raise ConfigError(f"{where}.{key} must be at least {least}, got {value}")
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Resources of each SLURM job (one job-array task per work unit)."""
+    """Where the SLURM jobs of a sweep go and what each asks for (one job-array task per work
+    unit). A resource left None here is the sweep's (see :meth:`for_sweep`)."""
 
     partition: str | None = None  # SLURM partition; None: the cluster's default
-    time_min: int = 60  # wall-clock limit of one unit, minutes
-    gpus: int = 0  # GPUs per job
-    cpus: int = 1  # CPU cores per job
+    gpus: int | None = None  # GPUs per job
+    cpus: int | None = None  # CPU cores per job
+    mem_gb: float | None = None  # memory per job, GB (None after for_sweep: the partition's default)
+    time_min: int | None = None  # wall-clock limit of one unit, minutes
     folder: str | None = None  # submitit's logs and pickles (on a shared filesystem); None: <out>/slurm
     cluster: str = "slurm"  # submitit's cluster; "local" (a process per job) and "debug" are for tests
 
     def __post_init__(self) -> None:
-        for flag, value, least in (("time", self.time_min, 1), ("cpus", self.cpus, 1), ("gpus", self.gpus, 0)):
-            if value < least:
-                raise ConfigError(f"--slurm-{flag} must be at least {least}, got {value}")
+        for key, (least, flag) in RESOURCE_KEYS.items():
+            value = getattr(self, key)
+            if value is not None and value < least:
+                raise ConfigError(f"{flag} must be at least {least}, got {value}")
+
+    def for_sweep(self, declared: Mapping[str, Any] | None, by_model: Mapping[str, Mapping]) -> SlurmOptions:
+        """These options with every resource filled in: each one not given here is the sweep
+        file's ``resources`` (``declared``), else the most that any of the sweep's models asks
+        for (``by_model``: name -> :func:`lrsc.models.resources`), else :data:`DEFAULT_RESOURCES`
+        (memory: the partition's default). Raises ConfigError for a bad ``resources`` entry."""
+        sweep = check_resources(declared, "resources")
+        models = [check_resources(values, f"model {name!r} resources") for name, values in by_model.items()]
+        filled = {}
+        for key in RESOURCE_KEYS:
+            most = max((m[key] for m in models if key in m), default=None)
+            choices = (getattr(self, key), sweep.get(key), most, DEFAULT_RESOURCES.get(key))
+            filled[key] = next((v for v in choices if v is not None), None)
+        return replace(self, **filled)
 
 
 class Engine(Executor):
@@ -175,21 +222,39 @@ class DaskCluster(Engine):
 
 
 class Slurm(Engine):
-    """SLURM jobs through submitit, one job-array task per unit; a thread polls the jobs and
-    completes their futures. A job that ended without a result (preempted, killed, out of
-    time) raises ``UncompletedJobError``, which the sweep retries."""
+    """SLURM job arrays through submitit: each :meth:`submit_all` sends its units as one job
+    array, one task per unit (as several arrays when they are more than the cluster's
+    ``MaxArraySize``, :func:`max_array_size`), every task asking for the ``options``' resources;
+    a thread polls the tasks and completes their futures. A task that ended without a result
+    (preempted, killed, out of time) raises ``UncompletedJobError``, which the sweep retries: the
+    units it resubmits together go out as a new, smaller array."""
 
     def __init__(self, options: SlurmOptions, folder: str | Path):
         import submitit
-        from submitit.core.utils import UncompletedJobError
+        from submitit.core.utils import FailedJobError, UncompletedJobError
 
         self.lost_errors = (UncompletedJobError,)
+        self._raised = FailedJobError  # the error of a task whose function raised (it did produce output)
+        options = options.for_sweep(None, {})  # resources not given: the defaults
+        self._cluster = options.cluster
+        self.max_array = max_array_size() if options.cluster == "slurm" else SLURM_MAX_ARRAY_SIZE
         self._executor = submitit.AutoExecutor(folder=options.folder or folder, cluster=options.cluster)
+        # every task of an array may run at once (submitit's default holds an array to 256 running tasks)
         params: dict[str, Any] = {"name": "lrsc", "timeout_min": options.time_min, "cpus_per_task": options.cpus,
-                                  "gpus_per_node": options.gpus}
+                                  "gpus_per_node": options.gpus, "slurm_array_parallelism": self.max_array}
+        if options.mem_gb is not None:
+            params["mem_gb"] = options.mem_gb
         if options.partition:
             params["slurm_partition"] = options.partition
         self._executor.update_parameters(**params)
+        self._partition = options.partition
+        memory = f"{options.mem_gb:g} GB" if options.mem_gb else "the partition's memory"
+        self._asks = f"{options.gpus} GPU(s), {options.cpus} CPU core(s), {memory} and {options.time_min} min"
+        log.info("SLURM jobs of %s each, in arrays of at most %d tasks", self._asks, self.max_array)
+        self._warned: set[str] = set()
+        # submitit waits up to 15 s for the result file of a task that ended without one (a slow
+        # shared filesystem may show it late): read results beside the poller, many at a time
+        self._results = ThreadPoolExecutor(RESULT_READERS, thread_name_prefix="lrsc-slurm-result")
         self._jobs: list[tuple[Any, Future]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -201,9 +266,16 @@ class Slurm(Engine):
 
     def submit_all(self, fn: Callable, arg_lists: Sequence[tuple]) -> list[Future]:
         futures = []
-        for start in range(0, len(arg_lists), SLURM_MAX_ARRAY):
-            chunk = arg_lists[start:start + SLURM_MAX_ARRAY]
-            jobs = self._executor.map_array(fn, *zip(*chunk))
+        for start in range(0, len(arg_lists), self.max_array):
+            chunk = arg_lists[start:start + self.max_array]
+            try:
+                jobs = self._executor.map_array(fn, *zip(*chunk))  # one sbatch --array (a plain job for one unit)
+            except self.lost_errors as e:  # submitit's FailedJobError: sbatch refused the submission
+                why = " ".join(str(e).split()) or "no reason given"
+                raise ConfigError(f"--engine slurm: sbatch refused the sweep's jobs of {self._asks} each ({why}); "
+                                  f"ask for what partition {self._partition or '(the default)'} offers with "
+                                  f"--slurm-gpus/--slurm-cpus/--slurm-mem/--slurm-time or the sweep file's "
+                                  f"resources") from None
             with self._lock:
                 for job in jobs:
                     futures.append(Future())
@@ -211,43 +283,103 @@ class Slurm(Engine):
         return futures
 
     def _poll(self) -> None:
-        gone: dict[str, int] = {}  # polls in a row at which SLURM no longer knew an unfinished job
+        gone: dict[str, int] = {}  # unfinished tasks SLURM no longer knows: for how many polls
+        look_at_pending = time.monotonic() + PENDING_CHECK_S
         while not self._stop.wait(POLL_S):
-            finished, waiting, lost = [], [], []
             with self._lock:
-                for job, future in self._jobs:
-                    gone[job.job_id] = gone.get(job.job_id, 0) + 1 if not job.done() and _vanished(job) else 0
-                    (finished if job.done() else lost if gone[job.job_id] >= 3 else waiting).append((job, future))
-                self._jobs = waiting
+                jobs = list(self._jobs)
+            done = {job.job_id: job.done() for job, _ in jobs}
+            unknown = [job.job_id for job, _ in jobs if not done[job.job_id] and job.state == "UNKNOWN"]
+            queued = _squeue(unknown) if unknown else {}
+            # polls in a row at which squeue answered without the task (a task seen, or known again, starts over)
+            gone = {job_id: gone.get(job_id, 0) + 1 for job_id in unknown if queued is not None and job_id not in queued}
+            if self._cluster == "slurm" and time.monotonic() >= look_at_pending:
+                look_at_pending = time.monotonic() + PENDING_CHECK_S
+                self._warn_if_stuck([job.job_id for job, _ in jobs if not done[job.job_id]])
+            finished = [(job, f) for job, f in jobs if done[job.job_id]]
+            lost = [(job, f) for job, f in jobs if not done[job.job_id] and gone.get(job.job_id, 0) >= 3]
+            with self._lock:
+                ended = {id(job) for job, _ in finished + lost}
+                self._jobs = [(job, f) for job, f in self._jobs if id(job) not in ended]
             for job, future in finished:
-                try:
-                    future.set_result(job.result())
-                except Exception as e:
-                    future.set_exception(e)
+                self._results.submit(self._complete, job, future)
             for job, future in lost:
                 future.set_exception(self.lost_errors[0](f"SLURM job {job.job_id} ended without a result"))
+
+    def _complete(self, job: Any, future: Future) -> None:
+        """Give ``future`` the result of the ended task ``job``, or why it has none: ``UncompletedJobError``
+        when it ended without output (a lost worker, retried), the error of the unit itself when it raised."""
+        try:
+            future.set_result(job.result())
+        except self._raised as e:  # a FailedJobError is an UncompletedJobError too: say it is no lost worker
+            future.set_exception(RuntimeError(f"the unit raised in SLURM job {job.job_id}: {e}"))
+        except Exception as e:
+            future.set_exception(e)
+
+    def _warn_if_stuck(self, job_ids: list[str]) -> None:
+        """Say once per reason when SLURM keeps some of ``job_ids`` pending for good: they ask for
+        more than the partition offers (e.g. more CPU cores than a node has), and no wait ends it."""
+        pending = (_squeue(job_ids, "--states=PENDING") or {}) if job_ids else {}
+        for reason in sorted(set(pending.values()) & set(HOPELESS) - self._warned):
+            self._warned.add(reason)
+            stuck = sorted(job for job, why in pending.items() if why == reason)
+            log.warning("SLURM keeps %d of the sweep's jobs (%s%s) pending for %s: each asks for %s, more than "
+                        "partition %s offers; stop the sweep (Ctrl-C cancels its jobs) and ask for less with "
+                        "--slurm-* or the sweep file's resources", len(stuck), stuck[0],
+                        f" and {len(stuck) - 1} more" if len(stuck) > 1 else "", reason, self._asks,
+                        self._partition or "(the default)")
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:
             with self._lock:
-                for job, _ in self._jobs:
+                jobs = [job for job, _ in self._jobs]
+            if self._cluster != "slurm":
+                for job in jobs:
                     job.cancel(check=False)
+            elif jobs:  # one scancel for every task still queued or running
+                subprocess.run(["scancel", *(str(job.job_id) for job in jobs)], capture_output=True, timeout=60)
         self._stop.set()
         self._poller.join()
+        self._results.shutdown(wait=wait and not cancel_futures, cancel_futures=cancel_futures)
 
 
-def _vanished(job: Any) -> bool:
-    """Whether a job submitit sees no end of has left SLURM's queue: on a cluster without accounting
-    ``sacct`` answers nothing, submitit keeps the state UNKNOWN, and a job that ends without a
-    result (cancelled, killed, out of time) would otherwise look pending forever."""
-    if job.state != "UNKNOWN":
-        return False
+def max_array_size() -> int:
+    """How many tasks one job array may have here: the cluster's ``MaxArraySize`` (task indices
+    run from 0 to one less; 0 disables arrays, and each unit is then a job of its own), read from
+    ``scontrol show config``; :data:`SLURM_MAX_ARRAY_SIZE`, SLURM's default, where it does not say."""
     try:
-        queue = subprocess.run(["squeue", "--noheader", "--format=%i", "--jobs", str(job.job_id)], capture_output=True,
-                               text=True, timeout=30)
+        shown = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
-    return not queue.stdout.strip()
+        return SLURM_MAX_ARRAY_SIZE
+    for line in shown.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return max(1, int(value))
+    return SLURM_MAX_ARRAY_SIZE
+
+
+def _squeue(job_ids: list[str], *options: str) -> dict[str, str] | None:
+    """The tasks of ``job_ids`` (``123_4``, or ``123`` for a plain job) that SLURM's queue holds
+    (with ``options``, e.g. ``--states=PENDING``: those of them), each with the reason squeue
+    gives for its state, in one call; None when squeue does not answer.
+
+    Also how the engine sees the end of a task that submitit sees no end of: on a cluster
+    without accounting ``sacct`` answers nothing, submitit keeps the state UNKNOWN, and a task
+    that ends without a result (cancelled, killed, out of time) would otherwise look pending
+    forever."""
+    try:
+        queue = subprocess.run(["squeue", "--noheader", "--array", "--format=%i %r", f"--jobs={','.join(job_ids)}",
+                                *options], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if queue.returncode and "Invalid job id" not in queue.stderr:  # squeue's answer when it knows none of them
+        return None
+    found = {}
+    for line in queue.stdout.splitlines():
+        job_id, _, reason = line.strip().partition(" ")
+        if job_id:
+            found[job_id] = reason
+    return found
 
 
 def check_options(engine: str, workers: int, scheduler: str | None = None) -> None:

@@ -21,14 +21,26 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from lrsc.datasets import as_inputs
 from lrsc.errors import ConfigError
 from lrsc.registry import Registry, builder_params, normalise_params
 
 _DATA_ARGS = ("input_shape", "num_classes")  # supplied by the dataset, not by the user
 REGISTRY: Registry[Callable[..., nn.Module]] = Registry("model")
 
+# What one work unit of a model asks a cluster for (``lrsc sweep --engine slurm``: one job-array
+# task), unless the sweep's ``resources`` or the ``--slurm-*`` options say otherwise; keys as a
+# sweep file's ``resources`` (lrsc.engines.RESOURCE_KEYS). FCNs train on CPU cores (a unit stacks
+# up to 32 of them); the convolutional models and the transformers on one GPU, with the host
+# memory for a 60,000-image set and more. Not measured: a starting point for the full profile.
+# ImageNet and CelebA at 128 px hold 59 and 32 GB of float32 images in the job's memory: their
+# sweeps ask for more in their own ``resources``.
+CPU_UNIT = {"gpus": 0, "cpus": 4, "mem_gb": 16, "time_min": 240}
+GPU_UNIT = {"gpus": 1, "cpus": 4, "mem_gb": 32, "time_min": 720}
+RESOURCES: dict[str, dict] = {}  # model name -> its unit's resources (models registered without any: the engine's)
 
-def register(name: str, *, replace: bool = False) -> Callable:
+
+def register(name: str, *, resources: dict | None = None, replace: bool = False) -> Callable:
     """Register a model builder as ``name``: ``@register("fcn")`` above it.
 
     The builder takes ``input_shape`` (one input, no batch dim) and ``num_classes``, then its
@@ -39,10 +51,14 @@ def register(name: str, *, replace: bool = False) -> Callable:
     ``.item()`` or data-dependent Python branches while building). A name already registered
     raises ConfigError unless ``replace``. A builder defined in a notebook or script travels
     to worker processes and cluster jobs with the sweep (see ``lrsc.extensions``).
+    ``resources``: what one work unit of the model asks a cluster for (see :data:`RESOURCES`).
     """
 
     def add(fn):
         REGISTRY.add(name, fn, replace=replace)
+        RESOURCES.pop(name, None)
+        if resources:
+            RESOURCES[name] = dict(resources)
         return fn
 
     return add
@@ -50,6 +66,12 @@ def register(name: str, *, replace: bool = False) -> Callable:
 
 def names() -> list[str]:
     return REGISTRY.names()
+
+
+def resources(name: str) -> dict:
+    """What one work unit of model ``name`` asks a cluster for by default (``{}``: the engine's defaults)."""
+    REGISTRY.get(name)  # an unknown name is a ConfigError listing the valid ones
+    return dict(RESOURCES.get(name, {}))
 
 
 def params_of(name: str) -> dict[str, inspect.Parameter]:
@@ -107,7 +129,7 @@ class FCN(nn.Module):
         return self.head(self.features(x))
 
 
-@register("fcn")
+@register("fcn", resources=CPU_UNIT)
 def fcn(*, input_shape: tuple[int, ...], num_classes: int, depth: int = 2, width: int = 200, bias: bool = False) -> FCN:
     """FCN with ``depth`` hidden layers of ``width`` ReLU units; ``bias`` toggles bias terms (paper: off)."""
     if depth < 1 or width < 1:
@@ -169,7 +191,7 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
-@register("cnn")
+@register("cnn", resources=GPU_UNIT)
 def cnn(*, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> CNN:
     """VGG11-like CNN (no bias, no BatchNorm) with every layer's channels scaled by ``width``."""
     return CNN(_in_channels("cnn", input_shape, width), num_classes, width)
@@ -217,19 +239,19 @@ class SmallImageResNet(ResNet):
         return self.head(self.features(x))
 
 
-@register("resnet18")
+@register("resnet18", resources=GPU_UNIT)
 def resnet18(*, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> SmallImageResNet:
     """torchvision's ResNet18 (BasicBlock, [2, 2, 2, 2]), small-image stem, channels x ``width``."""
     return SmallImageResNet(BasicBlock, [2, 2, 2, 2], _in_channels("resnet18", input_shape, width), num_classes, width)
 
 
-@register("resnet50")
+@register("resnet50", resources={**GPU_UNIT, "time_min": 1440})
 def resnet50(*, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> SmallImageResNet:
     """torchvision's ResNet50 (Bottleneck, [3, 4, 6, 3]), small-image stem, channels x ``width``."""
     return SmallImageResNet(Bottleneck, [3, 4, 6, 3], _in_channels("resnet50", input_shape, width), num_classes, width)
 
 
-@register("wrn101_2")
+@register("wrn101_2", resources={**GPU_UNIT, "time_min": 2880})
 def wrn101_2(*, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> SmallImageResNet:
     """torchvision's Wide ResNet-101-2 (Bottleneck, [3, 4, 23, 3], bottlenecks twice as wide),
     small-image stem, channels x ``width``."""
@@ -237,17 +259,26 @@ def wrn101_2(*, input_shape: tuple[int, ...], num_classes: int, width: float = 1
                             width, width_per_group=128)
 
 
+PREDICT_CHUNK = 8192  # most inputs per forward pass of predict
+PREDICT_VALUES = 2**26  # most input values per pass (256 MB of float32), which bounds the activations of large images
+
+
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features ``(n, d)`` and logits ``(n, num_classes)`` of ``x``, in chunks.
 
-    Runs in eval mode and restores the model's previous mode.
+    A chunk holds ``chunk`` inputs, fewer for large inputs, so that it stays within
+    :data:`PREDICT_VALUES` (a 128 px image: 1365 a chunk, where 8192 would need some 34 GB for
+    one feature map of a ResNet's first layer; inputs of up to 8192 values keep 8192). uint8 pixel levels are made
+    float32 chunk by chunk (:func:`lrsc.datasets.as_inputs`). Runs in eval mode and restores
+    the model's previous mode.
     """
+    chunk = max(1, min(chunk, PREDICT_VALUES // max(1, x[0].numel()))) if len(x) else chunk
     was_training = model.training
     model.eval()
     feats, logits = [], []
     for i in range(0, len(x), chunk):
-        h = model.features(x[i:i + chunk])
+        h = model.features(as_inputs(x[i:i + chunk]))
         feats.append(h)
         logits.append(model.head(h))
     model.train(was_training)
@@ -333,7 +364,7 @@ def _load_weights(model: SwinT, path: str) -> None:
         model.net.load_state_dict(kept, strict=False)
 
 
-@register("swin_t")
+@register("swin_t", resources={**GPU_UNIT, "mem_gb": 64, "time_min": 1440})
 def swin_t(*, input_shape: tuple[int, ...], num_classes: int, weights: str = "") -> SwinT:
     """torchvision's Swin-T for ``(C, H, W)`` images (any H, W >= 4; meant for >= 32), with a
     ``num_classes`` head. ``weights``: path of a local torchvision Swin-T state dict to start
@@ -415,7 +446,7 @@ class ViT(nn.Module):
         return self.head(self.features(x))
 
 
-@register("vit_small")
+@register("vit_small", resources=GPU_UNIT)
 def vit_small(*, input_shape: tuple[int, ...], num_classes: int, patch_size: int = 4, depth: int = 4,
               width: int = 128, heads: int = 4, mlp_ratio: float = 2.0) -> ViT:
     """A reduced ViT: ``depth`` blocks of ``width`` channels and ``heads`` heads, MLPs

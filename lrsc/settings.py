@@ -4,7 +4,8 @@ Every setting is one field of :class:`TrainSettings` (the ``train`` section of a
 or :class:`MetricSettings` (``metrics``), declared with :func:`setting`: its default (whose
 type is the setting's type), its valid values, a label for plots and tables, and, for
 training settings, whether each model of a batched stack may have its own value
-(``per_model``) and in which direction it acts like a larger learning rate (``like_lr``).
+(``per_model``), whether the batched kernel implements values other than the default
+(``stacked``) and in which direction it acts like a larger learning rate (``like_lr``).
 Validation, the CLI's axis names, the training functions, plot labels and the
 hyperparameter chapter all read these declarations; adding a setting is one field here
 plus its use in the training step.
@@ -50,6 +51,7 @@ class Setting:
     choices: tuple[str, ...]
     item: type | None
     per_model: bool
+    stacked: bool
     like_lr: int
     name: str
     doc: str
@@ -60,19 +62,21 @@ class Setting:
 
 
 def setting(default: Any, label: str, rule: Rule | None = None, *, choices: Sequence[str] = (),
-            item: type | None = None, per_model: bool = False, like_lr: int = 0, name: str = "",
-            doc: str = "") -> Any:
+            item: type | None = None, per_model: bool = False, stacked: bool = True, like_lr: int = 0,
+            name: str = "", doc: str = "") -> Any:
     """Declare a setting as a dataclass field.
 
     default: its value when not given; its type is the setting's type (a tuple for a list of
     ``item``). label: the axis label of plots. rule / choices: the valid values. per_model:
     training only; each model of a ``train_batched`` stack may have its own value.
+    stacked: training only; False when the batched kernel (``lrsc.stacked``) implements only
+    the default value, so that a run setting it otherwise trains in the one-model loop.
     like_lr: +1 when larger values act like a larger LR (noisier or more regularised
     training), -1 when smaller ones do (the batch size), 0 when no direction is claimed.
     name: how prose and tables name it (default: the label). doc: one line for readers.
     """
     meta = {"label": label, "rule": rule, "choices": tuple(choices), "item": item, "per_model": per_model,
-            "like_lr": like_lr, "name": name or label, "doc": doc}
+            "stacked": stacked, "like_lr": like_lr, "name": name or label, "doc": doc}
     return field(default=default, metadata=meta)
 
 
@@ -157,7 +161,7 @@ class TrainSettings(_Section):
     lr: float = setting(0.1, "learning rate", POSITIVE, per_model=True, like_lr=1,
                         doc="the learning rate (a schedule's starting or peak value)")
     batch_size: int = setting(100, "batch size", POSITIVE, like_lr=-1, doc="samples per SGD step")
-    optimizer: str = setting("sgd", "optimizer", choices=("sgd", "adam", "adamw", "psgd_kron"),
+    optimizer: str = setting("sgd", "optimizer", choices=("sgd", "adam", "adamw", "psgd_kron"), stacked=False,
                              doc="sgd, adam, adamw or psgd_kron (PSGD with Kronecker-factored preconditioners)")
     momentum: float = setting(0.0, "momentum", BELOW_ONE, per_model=True, like_lr=1, doc="SGD's momentum")
     weight_decay: float = setting(0.0, "L2 penalty (weight decay)", NON_NEGATIVE, per_model=True, like_lr=1,
@@ -166,7 +170,7 @@ class TrainSettings(_Section):
                         doc="an L1 penalty l1 * sum |w| over every weight")
     focal_gamma: float = setting(0.0, "focal loss γ", NON_NEGATIVE, per_model=True, like_lr=1, name="focal loss",
                                  doc="the focal loss (1 - p)^gamma * CE; 0 is the cross-entropy")
-    asam_rho: float = setting(0.0, "ASAM ρ", NON_NEGATIVE, like_lr=1, name="ASAM",
+    asam_rho: float = setting(0.0, "ASAM ρ", NON_NEGATIVE, stacked=False, like_lr=1, name="ASAM",
                               doc="ASAM's neighbourhood radius; 0 trains without ASAM")
     schedule: str = setting("constant", "LR schedule", choices=("constant", "step", "cosine", "wsd"),
                             per_model=True, doc="constant, step, cosine or wsd (warmup-stable-decay)")
@@ -195,6 +199,9 @@ class TrainSettings(_Section):
                                      doc="evaluations at chance (after having learnt) that count as a collapse")
     record_every: int = setting(10, "record interval", POSITIVE,
                                 doc="steps between the training records (loss, BC loss ratio, norms, ...)")
+    precision: str = setting("fp32", "precision", choices=("fp32", "bf16", "fp16"), stacked=False,
+                             doc="the training steps' arithmetic: fp32, or mixed precision with bf16 or fp16 (CUDA "
+                                 "only, with a gradient scaler) autocasting; evaluation is always fp32")
     confident_prob: float = setting(0.9, "confidence threshold τ", FRACTION,
                                     doc="a sample is confidently mispredicted when a wrong class gets more than this")
 
@@ -202,10 +209,18 @@ class TrainSettings(_Section):
         if self.optimizer != "sgd" and self.momentum:
             raise ConfigError(f"train.momentum is SGD's; train.optimizer={self.optimizer!r} uses its own "
                               f"(set train.momentum to 0)")
+        if self.precision == "fp16" and self.asam_rho:
+            raise ConfigError("train.precision=fp16 does not combine with ASAM (train.asam_rho > 0): its gradient "
+                              "scaler cannot scale ASAM's two gradient passes; use train.precision=bf16")
         horizon = self.schedule_steps or self.step_cap
         if self.schedule == "wsd" and self.warmup_steps + self.decay_frac * horizon > horizon:
             raise ConfigError(f"train.warmup_steps={self.warmup_steps} and train.decay_frac={self.decay_frac} do not "
                               f"fit in the schedule's {horizon} steps (train.schedule_steps, else train.max_steps)")
+
+    def loop_only(self) -> tuple[str, ...]:
+        """The settings declared ``stacked=False`` that are set off their default here: each makes
+        a run train in the one-model loop (``lrsc.train``), which the batched kernel cannot replace."""
+        return tuple(k for k, s in self.declared().items() if not s.stacked and getattr(self, k) != s.default)
 
     @property
     def step_cap(self) -> int:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
-from lrsc.datasets import Split
+from lrsc.datasets import Split, as_inputs
 from lrsc.models import FCN
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
@@ -48,10 +48,10 @@ OnDone = Callable[[int, TrainResult], None]
 
 def stacked_kernel(model: nn.Module, settings: TrainSettings) -> bool:
     """Whether ``model`` trains through :class:`StackedFcn`: a bias-free :class:`~lrsc.models.FCN`
-    with SGD (any momentum, weight decay, L1, focal gamma and schedule) and no ASAM. Such a model
-    takes that path alone or batched."""
-    return (type(model) is FCN and model.head.bias is None and settings.optimizer == "sgd"
-            and settings.asam_rho == 0)
+    whose settings the kernel implements (any momentum, weight decay, L1, focal gamma and
+    schedule; the settings declared ``stacked=False``, such as the optimiser, ASAM and the
+    precision, at their defaults only). Such a model takes that path alone or batched."""
+    return type(model) is FCN and model.head.bias is None and not settings.loop_only()
 
 
 class Sgd:
@@ -211,7 +211,7 @@ def _stacked_stats(forward: Forward, weights: list[torch.Tensor], xs: torch.Tens
     loss = torch.zeros(a, device=xs.device)
     alive = torch.zeros(a, dtype=torch.bool, device=xs.device)
     for start in range(0, n, chunk):
-        feats, logits = forward(weights, xs[src, start:start + chunk])
+        feats, logits = forward(weights, as_inputs(xs[src, start:start + chunk]))
         y = ys[src, start:start + chunk]
         correct += (logits.argmax(-1) == y).sum(1)
         loss -= logits.log_softmax(-1).gather(-1, y.unsqueeze(-1)).squeeze(-1).sum(1)
@@ -234,8 +234,11 @@ def _check(models: Sequence[nn.Module], data: Sequence[Split], settings: Sequenc
                          f"for {m} models")
     if any(s.shared() != settings[0].shared() for s in settings):
         raise ValueError(f"train_batched: the models must share every setting but {', '.join(PER_MODEL)}")
-    if settings[0].optimizer != "sgd" or settings[0].asam_rho:
-        raise ValueError("train_batched trains with SGD only; train Adam-type optimisers and ASAM with lrsc.train.train")
+    beyond = settings[0].loop_only()
+    if beyond:
+        raise ValueError(f"train_batched implements {', '.join(f'train.{k}' for k in beyond)} at the default only "
+                         f"(got {', '.join(f'{k}={getattr(settings[0], k)!r}' for k in beyond)}); train such models "
+                         f"with lrsc.train.train")
     if any(len(list(model.buffers())) for model in models):
         raise ValueError("train_batched needs buffer-free models (no BatchNorm); train them one at a time")
     n = len(data[0])
@@ -260,8 +263,10 @@ class _Data:
         """x, y and the conflicting mask of the models in ``rows``, each ``(A, B, ...)``: the samples at
         ``order[:, start:start + B]`` of each model's own set."""
         flat = (self.which[rows, None] * self.n + order[:, start:start + self.batch_size]).view(-1)
-        return [torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), self.batch_size, *t.shape[1:])
-                for t, buf in zip(self.tables, self.buffers)]
+        x, y, conflicting = [torch.index_select(t, 0, flat, out=buf[:len(flat)]).view(len(rows), self.batch_size,
+                                                                                      *t.shape[1:])
+                             for t, buf in zip(self.tables, self.buffers)]
+        return [as_inputs(x), y, conflicting]  # uint8 pixel levels (images on a GPU) become float32 here
 
 
 class _Stack:

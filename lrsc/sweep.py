@@ -21,8 +21,9 @@ from lrsc.collect import collect, provenance, up_to_date
 from lrsc.drive import drive
 from lrsc.errors import ConfigError, RunsFailed
 from lrsc.heal import heal
-from lrsc.seeding import check_device
+from lrsc.seeding import check_device, pick_device
 from lrsc.store import RunStore, default_store
+from lrsc.train import check_precision
 from lrsc.units import Run, batches, one_at_a_time
 
 MODELS_AT_ONCE = 32  # most runs trained together: bounds the memory of stacked weights and data
@@ -114,6 +115,8 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
 
     Units run on ``engine`` (``local``, ``dask``, ``slurm``; see :func:`lrsc.engines.make_executor`)
     with ``workers`` processes; a unit whose worker is lost is retried up to ``retries`` times.
+    On SLURM each unit asks for the resources ``slurm`` gives, else the sweep file's
+    ``resources``, else its models' (:meth:`lrsc.engines.SlurmOptions.for_sweep`).
     A run that raises is recorded as failed (see ``lrsc status``) and is NaN in the dataset,
     whose ``status`` variable says so; the dataset is still written, then :class:`RunsFailed`
     is raised naming the first failure. The next ``run_sweep`` tries failed runs again.
@@ -135,6 +138,11 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
             models_at_once=models_at_once, engine=engine, workers=workers, retries=retries, scheduler=scheduler,
             slurm=slurm, store=store.root))
     cfg, runs = plan(loaded)
+    if engine == "local" or device != "auto":  # where the runs will train is known here
+        for run in runs:
+            check_precision(run.settings, pick_device(device))
+    slurm = (slurm or engines.SlurmOptions()).for_sweep(
+        cfg.get("resources"), {name: models.resources(name) for name in sorted({r.config["model"] for r in runs})})
     heal(store, runs, out, device)
     todo = [r for r in runs if not store.finished(r.hash)]
     if todo:

@@ -7,11 +7,16 @@ the host between evaluations.
 
 A bias-free FCN trained with SGD (no ASAM) takes the stacked kernel instead, as a stack of
 one (:mod:`lrsc.stacked`): its numbers are then the same alone as in any batch of a sweep.
+
+Mixed precision (``train.precision`` bf16 or fp16) autocasts the training steps' forward
+passes; the weights, the optimiser and every evaluation stay float32, and fp16 scales the
+loss (``torch.amp.GradScaler``) so that small gradients do not underflow. fp32, the default,
+runs the loop exactly as without the setting.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +24,8 @@ from pytorch_optimizer import SAM, Kron
 from torch import nn
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
-from lrsc.datasets import Split
+from lrsc.datasets import Split, as_inputs
+from lrsc.errors import ConfigError
 from lrsc.models import predict
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
@@ -46,6 +52,22 @@ def _global_rngs(seed: int) -> Iterator[None]:
             yield
         finally:
             np.random.set_state(state)
+
+
+def check_precision(s: TrainSettings, device: torch.device) -> None:
+    """Raise ConfigError when ``device`` cannot train in ``s.precision``: fp16 needs CUDA (on a CPU,
+    float16 autocasting is slow where it runs at all, and its gradient scaler is CUDA's)."""
+    if s.precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"train.precision=fp16 needs a CUDA device, and this run trains on {device}; use "
+                          f"train.precision=bf16 or fp32 there (or --device cuda)")
+
+
+def _autocast(s: TrainSettings, device: torch.device) -> Callable[[], ContextManager]:
+    """A fresh context for each training step's forward pass: autocasting to the settings' precision."""
+    if s.precision == "fp32":
+        return nullcontext
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[s.precision]
+    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def _optimizer(params: list[nn.Parameter], s: TrainSettings) -> torch.optim.Optimizer:
@@ -75,9 +97,12 @@ def train(model: nn.Module, data: Split, settings: TrainSettings | None = None, 
     with ``stop_loss`` > 0, a mean cross-entropy below it), then trains ``extra_steps`` more.
     Every ``record_every`` steps the minibatch's :data:`lrsc.records.RECORDS` are kept (the
     loss is always the cross-entropy); at each of ``snapshot_steps`` the run reaches,
-    ``snapshot(model)`` is kept too. ``progress`` shows a bar over the steps.
+    ``snapshot(model)`` is kept too. ``progress`` shows a bar over the steps. ``data.x`` may hold
+    uint8 pixel levels (a training set of images on a GPU, see :func:`lrsc.runs.load_data`):
+    each minibatch then becomes float32 ``k / 255`` as it is taken, the values the float set holds.
     """
     s = TrainSettings.from_config({**(settings or TrainSettings()).to_config(), **changes})
+    check_precision(s, data.x.device)
     snapshots = [snapshot] if snapshot else None
     if stacked_kernel(model, s):
         return train_batched([model], [data], [s], seed=[seed], progress=progress, snapshot=snapshots,
@@ -95,6 +120,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     layout = torch.channels_last if any(p.dim() == 4 for p in params) else torch.contiguous_format
     model.to(memory_format=layout)
     opt = _optimizer(params, s)
+    autocast = _autocast(s, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=s.precision == "fp16")  # disabled: calls pass through
     cap = s.step_cap
     total = cap + s.extra_steps
     lrs = lr_table(s, total).tolist()  # float32 values, as the stacked kernel uses
@@ -110,7 +137,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
 
     def objective(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The minibatch's training objective, its per-sample cross-entropies and its logits."""
-        logits = model(x)
+        with autocast():
+            logits = model(x).float()  # autocast's half-precision logits; .float() is a no-op in fp32
         losses = F.cross_entropy(logits, y, reduction="none")
         weighted = focal_weight(logits.detach().log_softmax(-1)[None], y[None], gamma)[0] * losses \
             if s.focal_gamma else losses  # the cross-entropy needs no weights: keep them off the hot path
@@ -127,11 +155,11 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
             perm = torch.randperm(n, device=device, generator=order)
             for start in range(0, n - s.batch_size + 1, s.batch_size):
                 idx = perm[start:start + s.batch_size]
-                x, y = data.x[idx].contiguous(memory_format=layout), data.y[idx]
+                x, y = as_inputs(data.x[idx]).contiguous(memory_format=layout), data.y[idx]
                 if scheduled:
                     for group in opt.param_groups:
                         group["lr"] = lrs[step]
-                losses, logits = _step(opt, objective, x, y, s.asam_rho > 0)
+                losses, logits = _step(opt, scaler, objective, x, y, s.asam_rho > 0)
                 step += 1
                 if recorder.due(step):
                     recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None],
@@ -147,18 +175,20 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     return monitor.result(reason, step, recorder, 0)
 
 
-def _step(opt: torch.optim.Optimizer, objective: Callable, x: torch.Tensor, y: torch.Tensor, asam: bool
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits."""
+def _step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, objective: Callable, x: torch.Tensor,
+          y: torch.Tensor, asam: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits.
+    ``scaler`` scales fp16's loss (it is disabled otherwise; fp16 never comes with ASAM)."""
     opt.zero_grad(set_to_none=True)
     loss, losses, logits = objective(x, y)
-    loss.backward()
+    scaler.scale(loss).backward()
     if asam:  # ASAM: the gradient at the perturbed weights drives the step
         opt.first_step(zero_grad=True)
         objective(x, y)[0].backward()
         opt.second_step()
     else:
-        opt.step()
+        scaler.step(opt)  # fp16: skips the step when the scaled gradients overflowed
+        scaler.update()
     return losses, logits
 
 

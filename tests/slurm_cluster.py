@@ -39,6 +39,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "srun", "squeue", "sinfo", "scancel")
 INSTALL = "apt-get install slurmctld slurmd slurm-client munge"
 KILL_WAIT_S = 5  # slurmd's SIGTERM-to-SIGKILL grace for cancelled jobs (SLURM's default is 30)
+MAX_ARRAY_SIZE = 4  # job arrays of at most 4 tasks (SLURM's default: 1001), so that a few units fill two
 
 SACCT = """#!/bin/sh
 # Stands in for sacct on this cluster without accounting storage (see tests/slurm_cluster.py):
@@ -180,6 +181,51 @@ def job_probe(x: int) -> dict:
     return {"square": x * x, "job_id": job_id, "lrsc": lrsc.__file__}
 
 
+def die_first(unit: list, store_root: str, *args) -> list:
+    """``lrsc.units.execute`` for a job to run, except that the first job to call it anywhere
+    exits at once, without a result, as a job whose node died (the others train their unit)."""
+    from lrsc.units import execute
+
+    marker = Path(store_root) / "died-once"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return execute(unit, store_root, *args)
+    os._exit(1)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job or job-array task as slurmctld records it (``squeue --states=all``)."""
+
+    array: int  # the array's job id (a plain job's own id)
+    index: int | None  # the task's index in its array (None for a plain job)
+    state: str  # COMPLETED, FAILED, ...
+    cpus: int  # CPU cores it asked for
+    memory: str  # memory it asked for, as squeue writes it (1G, 0: none asked for)
+    time_limit: str  # its time limit, as squeue writes it (5:00)
+
+
+def tasks(after: int = 0) -> list[Task]:
+    """Every job and array task of jobs named ``lrsc`` submitted after job id ``after``, by array and index."""
+    out = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--name=lrsc",
+                          "--format=%F|%K|%T|%C|%m|%l"], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        array, index, state, cpus, memory, limit = line.strip().split("|")
+        if int(array) > after:
+            found.append(Task(int(array), None if index == "N/A" else int(index), state, int(cpus), memory, limit))
+    return sorted(found, key=lambda t: (t.array, -1 if t.index is None else t.index))
+
+
+def last_job_id() -> int:
+    """The highest job id slurmctld knows (0 when none)."""
+    out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%F"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return max(map(int, out), default=0)
+
+
 def _write_config(root: Path, node: str) -> None:
     munge_key = root / "munge" / "munge.key"
     if not munge_key.exists():
@@ -229,6 +275,7 @@ def _write_config(root: Path, node: str) -> None:
         "SlurmdParameters": "config_overrides",  # take the node line as is, whatever the hardware
         "KillWait": KILL_WAIT_S,
         "MinJobAge": 600,  # ended jobs stay visible to squeue (and bin/sacct) this long
+        "MaxArraySize": MAX_ARRAY_SIZE,
     }
     lines = [f"{key}={value}" for key, value in settings.items()]
     # two CPUs: a two-task job array runs at once; a small RealMemory passes on any machine

@@ -16,7 +16,7 @@ import torch
 import xarray as xr
 import yaml
 
-from lrsc import config, engines, runs, sweep, units
+from lrsc import config, engines, models, runs, sweep, units
 from lrsc.cli import main
 from lrsc.collect import load
 from lrsc.errors import ConfigError, RunsFailed
@@ -80,16 +80,59 @@ def test_dask_worker_processes_give_identical_results(tmp_path, tiny_parity, ref
     assert os.getpid() not in set(_pids(out).values())  # trained in the workers
 
 
-def test_slurm_job_arrays_give_identical_results(tmp_path, tiny_parity, monkeypatch):
-    # submitit's local stand-in for SLURM (a process per job); the real cluster is tests/test_slurm_cluster.py
-    in_process = sweep.run_sweep(tiny_parity, tmp_path / "a" / "here", device="cpu", progress=False, models_at_once=2)
+def test_slurm_engine_sends_units_in_arrays_below_the_limit(tmp_path, tiny_parity, reference, monkeypatch):
+    # submitit's local stand-in for SLURM runs each task as a process; the arrays SLURM itself
+    # makes are checked on a real cluster in tests/test_slurm_cluster.py
+    import submitit
+
+    arrays = []
+    real = submitit.AutoExecutor.map_array
+
+    def counted(self, fn, *iterables):
+        arrays.append(len(iterables[0]))
+        return real(self, fn, *iterables)
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", counted)
+    monkeypatch.setattr(engines, "SLURM_MAX_ARRAY_SIZE", 3)  # the stand-in has no scontrol: the declared limit
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job processes use one thread, as this one
-    out = tmp_path / "b" / "slurm"
-    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=2,
+    out = tmp_path / "slurm"
+    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1,
                          engine="slurm", slurm=engines.SlurmOptions(cluster="local", time_min=5))
-    _same(ds, in_process.drop_attrs())
-    assert len(list((out / "slurm").glob("*_submitted.pkl"))) == 2  # one array task per unit
+    assert arrays == [3, 1]  # four units: one array of three, then one of the rest
+    _same(ds, reference)
     assert {r["status"] for r in records(out).values()} == {"done"}
+
+
+def test_slurm_resources_come_from_options_then_sweep_then_models():
+    given = engines.SlurmOptions(time_min=30)
+    by_model = {"fcn": models.resources("fcn"), "resnet18": models.resources("resnet18")}
+    assert models.resources("fcn")["gpus"] == 0 and models.resources("resnet18")["gpus"] == 1
+    filled = given.for_sweep({"cpus": 2, "mem_gb": 3}, by_model)
+    # --slurm-time, the sweep's cpus and memory, then the most any of its models asks for
+    assert (filled.time_min, filled.cpus, filled.mem_gb, filled.gpus) == (30, 2, 3.0, 1)
+    bare = engines.SlurmOptions().for_sweep(None, {"mine": {}})  # a model registered without resources
+    assert (bare.gpus, bare.cpus, bare.mem_gb, bare.time_min) == (0, 1, None, 60)
+
+
+@pytest.mark.parametrize("resources,message", [
+    ({"gpu": 1}, "unknown key resources.gpu; valid keys: gpus, cpus, mem_gb, time_min"),
+    ({"cpus": 0}, "resources.cpus must be at least 1, got 0"),
+    ({"time_min": 1.5}, "resources.time_min must be an integer, got 1.5"),
+    ([1], "resources must map gpus, cpus, mem_gb, time_min to numbers"),
+])
+def test_bad_sweep_resources_exit_2_with_any_engine(tmp_path, tiny_parity, capsys, resources, message):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**tiny_parity, "resources": resources}))
+    assert main(["sweep", str(params), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sweep_resources_are_no_part_of_a_run(tmp_path, tiny_parity):
+    plain = sweep.plan(tiny_parity)[1]
+    stated = sweep.plan({**tiny_parity, "resources": {"gpus": 1, "time_min": 240}})[1]
+    assert [r.hash for r in stated] == [r.hash for r in plain] and [r.config for r in stated] == [r.config for r in plain]
 
 
 def die_once(unit, store_root: str, *args):
@@ -225,6 +268,7 @@ def test_grids_that_cannot_be_collected_are_refused(tiny_parity, grid, message):
     (["--retries", "-1"], "--retries must be at least 0"),
     (["--scheduler", "tcp://x:8786"], "--scheduler is for --engine dask"),
     (["--engine", "slurm", "--slurm-cpus", "0"], "--slurm-cpus must be at least 1"),
+    (["--engine", "slurm", "--slurm-mem", "0"], "--slurm-mem must be at least 1"),
 ])
 def test_bad_engine_options_exit_2(tmp_path, tiny_parity, capsys, argv, message):
     params = tmp_path / "params.yaml"

@@ -4,8 +4,10 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from lrsc import datasets, models
+from lrsc.errors import ConfigError
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import RECORDS
 from lrsc.settings import TrainSettings
@@ -127,3 +129,80 @@ def test_stop_at_a_loss_threshold_and_extra_steps():
     assert longer.converged and longer.fit_step == by_acc.steps and longer.steps == by_acc.steps + 35
     assert longer.records["loss"].shape == (longer.steps // 10,)
     assert longer.records["loss"][-1] < by_acc.records["loss"][-1]  # training on lowers the loss
+
+
+def _moon_cnn(seed=0):
+    data, _ = datasets.build("moon_star", seed=seed, rho=0.1, image_size=16, n_train=200, n_test=10)
+    torch.manual_seed(seed)
+    return models.build("cnn", input_shape=tuple(data.x.shape[1:]), num_classes=data.num_classes, width=0.125), data
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"precision": "fp8"}, "train.precision must be one of fp32, bf16, fp16, got 'fp8'"),
+    ({"precision": "fp16", "asam_rho": 0.1}, "train.precision=fp16 does not combine with ASAM"),
+])
+def test_bad_precision_settings_are_refused(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainSettings.from_config(values)
+
+
+def test_bf16_trains_a_cnn_on_the_cpu_with_float32_weights():
+    """bf16 autocasts the training steps: the convolutions compute in bfloat16, the weights and
+    the stopping checks stay float32, and the run learns as the fp32 one does, to other numbers."""
+    seen = set()
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model, data = _moon_cnn()
+        hook = model.convs[0].register_forward_hook(lambda m, i, out: seen.add((precision, m.training, out.dtype)))
+        results[precision] = (train(model, data, lr=0.05, batch_size=50, max_steps=200, eval_every=20,
+                                    precision=precision), torch.cat([p.flatten() for p in model.parameters()]))
+        hook.remove()
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert seen == {("fp32", True, torch.float32), ("fp32", False, torch.float32),
+                    ("bf16", True, torch.bfloat16), ("bf16", False, torch.float32)}  # evaluation: fp32
+    (fp32, w32), (bf16, w16) = results["fp32"], results["bf16"]
+    assert bf16.records["loss"][-1] < 0.5 * bf16.records["loss"][0] and bf16.train_acc >= 0.8
+    assert not torch.equal(w16, w32) and bf16.records["loss"].dtype == torch.float32
+
+
+def test_settings_the_batched_kernel_lacks_route_to_the_one_model_loop(monkeypatch):
+    import lrsc.train
+    from lrsc.stacked import stacked_kernel, train_batched
+
+    model, data = _setup()
+    assert stacked_kernel(model, TrainSettings()) and not stacked_kernel(model, TrainSettings(precision="bf16"))
+    assert TrainSettings(precision="bf16", optimizer="adam").loop_only() == ("optimizer", "precision")
+    with pytest.raises(ValueError, match="train_batched implements train.precision at the default only"):
+        train_batched([model], [data], [TrainSettings(precision="bf16")], seed=[0])
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a bf16 run went to the batched kernel")
+
+    monkeypatch.setattr(lrsc.train, "train_batched", no_kernel)
+    result = train(model, data, lr=1.0, batch_size=50, max_steps=200, eval_every=20, precision="bf16")
+    assert result.steps > 0
+
+
+def test_fp16_needs_cuda(tmp_path, tiny_parity, capsys):
+    from lrsc.cli import main
+
+    model, data = _setup()
+    with pytest.raises(ConfigError, match="train.precision=fp16 needs a CUDA device, and this run trains on cpu"):
+        train(model, data, precision="fp16")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**tiny_parity, "train": {**tiny_parity["train"], "precision": "fp16"}}))
+    assert main(["sweep", str(params), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2  # known at plan time
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.precision=fp16 needs a CUDA device" in err[0] and not (tmp_path / "o").exists()
+
+
+def test_fp32_is_the_run_without_the_setting(tiny_parity):
+    """The default adds nothing to a run's hash: the tiny sweep's runs keep the hashes they had
+    before the precision setting existed (so every stored run is still found), and naming fp32
+    is the same run."""
+    from lrsc import sweep
+
+    before = ["c399f9a48c3e64e7", "cb9c2696e55a7963", "d0152621cc6aca24", "7c04925fbd3c3caf"]
+    assert [r.hash for r in sweep.plan(tiny_parity)[1]] == before
+    tiny_parity["train"]["precision"] = "fp32"
+    assert [r.hash for r in sweep.plan(tiny_parity)[1]] == before

@@ -24,7 +24,9 @@ from lrsc.registry import Registry, builder_params, normalise_params
 class Split:
     """One split of a spurious-correlation dataset; every tensor has ``n`` rows.
 
-    x: inputs, float32, shape ``(n, *input_shape)``.
+    x: inputs, float32, shape ``(n, *input_shape)``; a training set of 8-bit images on a GPU
+        holds them as uint8 pixel levels instead (a quarter of the memory, see
+        :func:`lrsc.runs.load_data`), which :func:`as_inputs` turns into those float32 values.
     y: class labels (the core feature), int64, shape ``(n,)``.
     b: bias labels (the spurious feature), int64, shape ``(n,)``.
     num_classes / num_bias: number of distinct values of ``y`` / ``b``.
@@ -62,6 +64,32 @@ class Split:
             self.num_classes, self.num_bias,
             {k: v.to(device) for k, v in self.regions.items()},
         )
+
+
+PIXEL_LEVELS = 255  # an 8-bit image's value k stands for the input k / 255, as the image builders make them
+
+
+def as_inputs(x: torch.Tensor) -> torch.Tensor:
+    """Model inputs from stored inputs: uint8 pixel levels k become float32 ``k / 255`` (the very
+    values the image builders compute); any other tensor is returned as it is."""
+    return x.float().div_(PIXEL_LEVELS) if x.dtype == torch.uint8 else x
+
+
+def pixel_levels(x: torch.Tensor, chunk: int = 2**24) -> torch.Tensor | None:
+    """``x`` as uint8 levels k when every value is exactly ``k / 255`` for an integer k in [0, 255]
+    (so that ``as_inputs`` gives ``x`` back bit for bit), else None. Checked ``chunk`` values at a
+    time: a set that is not 8-bit costs one chunk, and no float copy of the whole set is made."""
+    if x.dtype != torch.float32:
+        return None
+    flat, levels = x.reshape(-1), torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    out = levels.view(-1)
+    for start in range(0, len(flat), chunk):
+        part = flat[start:start + chunk]
+        k = (part * PIXEL_LEVELS).round_()
+        if not (k.div(PIXEL_LEVELS).eq(part).all() and k.min() >= 0 and k.max() <= PIXEL_LEVELS):
+            return None
+        out[start:start + chunk] = k
+    return levels
 
 
 @dataclass(frozen=True)
