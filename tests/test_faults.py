@@ -15,7 +15,7 @@ import torch
 import xarray as xr
 import yaml
 
-from conftest import TINY_PARITY, records, run_store
+from conftest import TINY_CNN, TINY_PARITY, records, run_store
 from lrsc import netcdf, sweep, units
 from lrsc.cli import main
 from lrsc.collect import load
@@ -396,15 +396,6 @@ def test_status_is_light(tmp_path):
 
 
 # ----- divergence is a result -----
-
-TINY_CNN = {  # a small CNN on small moon-star images; 64 penultimate units
-    "dataset": "moon_star", "dataset_params": {"rho": 0.1, "image_size": 12, "n_train": 200, "n_test": 100},
-    "model": "cnn", "model_params": {"width": 0.125},
-    "train": {"batch_size": 50, "max_steps": 60, "eval_every": 20},
-    "metrics": {"n_act": 50, "n_attr": 10, "ig_steps": 4, "prune_fractions": [0.5], "snapshot_steps": [0, 20]},
-    "grid": {"lr": [0.03], "seed": [0]},
-}
-
 
 def _declared_shapes(ds: xr.Dataset, width: int) -> None:
     """Every variable of ``ds`` holds its declared dims, the neuron dim at the model's width."""
