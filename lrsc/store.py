@@ -58,8 +58,6 @@ STATUS_DEFINITION = ("pending (not run yet), running (claimed by a live process)
 HEARTBEAT_S = 30.0  # how often a training process touches its claims
 STALE_AFTER_S = 600.0  # a claim not touched for this long is stale, whatever host wrote it
 CLAIM_GRACE_S = 10.0  # an owner writes its claim within milliseconds: one still empty after this is stale
-MARK = ".lrsc-store"  # marks a folder as a run store (format version inside)
-FORMAT = 3  # 3: records name their hashed settings and code fingerprints
 HOST = socket.gethostname()
 _WRITTEN: dict[str, tuple[int, int, str]] = {}  # path -> (bytes, mtime_ns, sha256) of files this process wrote
 
@@ -67,6 +65,10 @@ _WRITTEN: dict[str, tuple[int, int, str]] = {}  # path -> (bytes, mtime_ns, sha2
 class Unwritable(ConfigError):
     """A file could not be written (no permission, a read-only filesystem, a full disk); the message
     names the path and what to do. Nothing was half-written."""
+
+
+class Damaged(ConfigError):
+    """A stored file does not match its record's checksum (or is missing); the message names it."""
 
 
 def _unwritable(path: Path, error: OSError) -> Unwritable | None:
@@ -270,7 +272,6 @@ class RunStore:
         return record
 
     def write_record(self, run_hash: str, record: dict) -> None:
-        self.mark()
         write_text(json.dumps(record, indent=1, sort_keys=True), self.path(run_hash, "json"))
 
     def set_aside(self, run_hash: str, why: str) -> list[Path]:
@@ -285,11 +286,6 @@ class RunStore:
                     raise _unwritable(path, e) or e from None
                 moved.append(path.with_name(f"{path.name}.{why}"))
         return moved
-
-    def mark(self) -> None:
-        """Mark the folder as a run store."""
-        if not (self.root / MARK).exists():
-            write_text(json.dumps({"format": FORMAT}), self.root / MARK)
 
     def check_writable(self) -> None:
         """Raise :class:`Unwritable` (or a ConfigError) unless files can be created in the store's
@@ -437,10 +433,6 @@ class RunStore:
         finally:
             stop.set()
             thread.join()
-
-
-class Damaged(ConfigError):
-    """A stored file does not match its record's checksum (or is missing); the message names it."""
 
 
 def _alive(pid: int) -> bool:
