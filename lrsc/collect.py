@@ -51,10 +51,10 @@ def _specs(loaded: Iterable[xr.Dataset]) -> tuple[dict[str, tuple], dict[str, in
 
 
 def fingerprint(out_dir: str | Path) -> str:
-    """What a sweep folder's collected dataset is made of: its config, the variables' definitions,
-    the lrsc version, and each grid run's status and stored files' checksums. ``results.nc``
-    keeps the fingerprint it was collected at (attr ``fingerprint``): while it matches, the file
-    is up to date."""
+    """What a sweep folder's collected dataset is made of: its config, the variables' definitions
+    and code fingerprints, the lrsc version, and each grid run's status and stored files'
+    checksums. ``results.nc`` keeps the fingerprint it was collected at (attr ``fingerprint``):
+    while it matches, the file is up to date."""
     out = Path(out_dir)
     grid = sweepdir.read_grid(out)
     store = RunStore(grid["store"])
@@ -62,7 +62,8 @@ def fingerprint(out_dir: str | Path) -> str:
     for h in grid["hashes"]:
         state = store.state(h, verify=False)
         runs.append([h, state.status, state.record.get("files")])
-    content = [sweepdir.read_config(out), variables.definitions(), lrsc.__version__, runs]
+    content = [sweepdir.read_config(out), variables.definitions(), identity.variable_fingerprints(),
+               lrsc.__version__, runs]
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
