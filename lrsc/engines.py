@@ -104,6 +104,7 @@ def _init_worker(counter: Any, threads: int, gpus: int, parent: int) -> None:
 
 
 def _unwind(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
     raise SystemExit(1)
 
 
@@ -156,6 +157,7 @@ class LocalProcesses(Engine):
             processes = list((self._pool._processes or {}).values())  # the pool keeps no public handle
             for process in processes:
                 process.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)  # an unwound worker is then told to exit
             deadline = time.monotonic() + UNWIND_S
             for process in processes:
                 process.join(max(0.0, deadline - time.monotonic()))
