@@ -33,32 +33,39 @@ def _sweep(args: argparse.Namespace) -> None:
 def _status(args: argparse.Namespace) -> int:
     from lrsc import store, sweepdir
 
-    rows = sweepdir.states(args.dir)
     grid = sweepdir.read_grid(args.dir)
-    print(f"{args.dir}: {len(rows)} runs in the run store {grid['store']}")
+    if args.quick:
+        rows, note = sweepdir.states(args.dir), "outdated runs not looked for (--quick)"
+    else:
+        from lrsc.sweep import status as planned  # plans the sweep with the current code: imports torch
+
+        rows, note = planned(args.dir)
+    print(f"{args.dir}: {len(rows)} runs in the run store {grid['store']}" + (f"; {note}" if note else ""))
     for status in store.STATUSES:
         print(f"  {status:<9}{sum(state.status == status for _, _, state in rows):>7}")
     for status, header in (("running", "runs claimed by a live process (hash, grid point, owner):"),
                            ("stale", "runs claimed by a process that is gone (the next sweep takes them over):"),
                            ("failed", "failed runs (hash, grid point, last line of the traceback; the whole one is in "
                                       "the run's .json record):"),
+                           ("outdated", "outdated runs (hash, grid point, why; the next sweep trains them again or "
+                                        "recomputes the variable):"),
                            ("damaged", "damaged runs (the next sweep or lrsc collect sets them aside):")):
         chosen = [(point, h, state) for point, h, state in rows if state.status == status]
         if chosen:
             print(header)
         for point, h, state in chosen:
             where = " ".join(f"{dim}={value}" for dim, value in point.items())
-            detail = {"failed": sweepdir.last_line(state.record.get("error", "")), "damaged": state.problem}.get(
-                status, _owner(state.owner))
+            detail = {"failed": sweepdir.last_line(state.record.get("error", "")), "damaged": state.problem,
+                      "outdated": state.problem}.get(status, _owner(state.owner, state.problem))
             print(f"  {h}  {where}  {detail}")
     return 1 if any(state.status in ("failed", "damaged") for _, _, state in rows) else 0
 
 
-def _owner(owner: dict | None) -> str:
+def _owner(owner: dict | None, problem: str) -> str:
     import time
 
     if not owner:
-        return "owner not written yet"
+        return problem or "owner not written yet"
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
     return f"host {owner.get('host')} pid {owner.get('pid')} since {started} ({owner.get('sweep') or 'a sweep'})"
 
@@ -112,11 +119,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="slurm: memory per job (default: the sweep's, else its model's, else the partition's)")
     p.add_argument("--slurm-folder", help="slurm: submitit's logs, on a shared filesystem (default: OUT/slurm)")
     p.set_defaults(func=_sweep)
-    for name, func, text in (("status", _status, "count a sweep's runs by status; list claims, failures and damage"),
+    for name, func, text in (("status", _status, "count a sweep's runs by status; list claims, failures, outdated "
+                                                 "runs and damage"),
                              ("collect", _collect, "rebuild DIR/results.nc from the run store")):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="the sweep's --out folder")
         p.set_defaults(func=func)
+    sub.choices["status"].add_argument("--quick", action="store_true", help="read the store only, without importing "
+                                       "torch or planning the sweep: outdated runs are not looked for")
     p = sub.add_parser("book", help="execute every chapter with papermill, then build the HTML book")
     p.add_argument("--profile", default="quick", help="parameter set under params/<profile>/ (quick or full)")
     p.add_argument("--root", default=".", help="project root holding _toc.yml (default: current folder)")

@@ -20,17 +20,16 @@ import xarray as xr
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 import lrsc
-from lrsc import settings, sweepdir, variables
+from lrsc import identity, netcdf, settings, sweepdir, variables
 from lrsc.provenance import FIELDS
 from lrsc.store import FINISHED, STATUS_DEFINITION, RunStore
 
-ENGINE = "h5netcdf"
 log = logging.getLogger("lrsc")
 
 
 def load(path: str | Path) -> xr.Dataset:
     """Load a stored dataset fully into memory (the file is closed on return)."""
-    return xr.load_dataset(path, engine=ENGINE)
+    return netcdf.loads(Path(path).read_bytes())
 
 
 def _fill(dtype: np.dtype) -> Any:
@@ -52,10 +51,10 @@ def _specs(loaded: Iterable[xr.Dataset]) -> tuple[dict[str, tuple], dict[str, in
 
 
 def fingerprint(out_dir: str | Path) -> str:
-    """What a sweep folder's collected dataset is made of: its config, the variables' definitions,
-    the lrsc version, and each grid run's status and stored files' checksums. ``results.nc``
-    keeps the fingerprint it was collected at (attr ``fingerprint``): while it matches, the file
-    is up to date."""
+    """What a sweep folder's collected dataset is made of: its config, the variables' definitions
+    and code fingerprints, the lrsc version, and each grid run's status and stored files'
+    checksums. ``results.nc`` keeps the fingerprint it was collected at (attr ``fingerprint``):
+    while it matches, the file is up to date."""
     out = Path(out_dir)
     grid = sweepdir.read_grid(out)
     store = RunStore(grid["store"])
@@ -63,7 +62,8 @@ def fingerprint(out_dir: str | Path) -> str:
     for h in grid["hashes"]:
         state = store.state(h, verify=False)
         runs.append([h, state.status, state.record.get("files")])
-    content = [sweepdir.read_config(out), variables.definitions(), lrsc.__version__, runs]
+    content = [sweepdir.read_config(out), variables.definitions(), identity.variable_fingerprints(),
+               lrsc.__version__, runs]
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -72,7 +72,7 @@ def up_to_date(out_dir: str | Path) -> xr.Dataset | None:
     (see :func:`fingerprint`), else None."""
     path = Path(out_dir) / "results.nc"
     try:
-        with xr.open_dataset(path, engine=ENGINE) as head:
+        with xr.open_dataset(path, engine=netcdf.ENGINE) as head:
             stored = head.attrs.get("fingerprint")
     except (OSError, ValueError):
         return None
@@ -84,19 +84,24 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
 
     Runs without results hold each variable's fill value (NaN, False, 0, ""), and the
     ``status`` variable says why (see :data:`lrsc.store.STATUS_DEFINITION`). A run whose files
-    do not match their checksums is reported, set aside (``<hash>.nc.corrupt``, ...) and
-    counted as damaged, so the next sweep trains it again. Traces are padded with NaN to the
+    do not match their checksums or their name is reported, set aside (``<hash>.nc.corrupt``,
+    ...) and counted as damaged, so the next sweep trains it again; a ``grid.json`` that places
+    a run elsewhere than its own grid point is refused (ConfigError). A variable a run holds
+    under another definition than the registered one (see :mod:`lrsc.identity`) is left out for
+    that run (its fill value), with a warning: never shown under the new one. Traces are padded with NaN to the
     longest run along ``step`` (coordinate: the step after which each record was taken),
     per-neuron values to the widest model along ``neuron``. ``progress`` shows a bar over the
     files read. The dataset's ``fingerprint`` attr says what it was collected from.
     """
     out = Path(out_dir)
-    cfg, grid = sweepdir.read_config(out), sweepdir.read_grid(out)
+    grid = sweepdir.read_grid(out)
+    cfg = grid["config"]
+    sweepdir.check_grid(out)
     store = RunStore(grid["store"])
     dims = grid["dims"]
     shape = tuple(len(v) for v in dims.values())
     statuses = np.empty(shape, dtype=object)
-    stored: dict[tuple, Path] = {}
+    stored: dict[tuple, tuple[str, dict]] = {}
     for point, h in zip(sweepdir.points(grid), grid["hashes"]):
         pos = tuple(dims[d].index(point[d]) for d in dims)
         state = store.state(h)
@@ -106,10 +111,19 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
                         state.problem, ", ".join(p.name for p in moved))
         statuses[pos] = state.status
         if state.status in FINISHED:
-            stored[pos] = store.path(h, "nc")
+            stored[pos] = (h, state.record)
     made_of = fingerprint(out)  # after damaged runs are set aside
-    loaded = {pos: load(path) for pos, path in tqdm(stored.items(), desc=f"collect {out.name}", unit="run",
-                                                    disable=not progress, leave=False)}
+    loaded = {pos: netcdf.loads(store.read(h, "nc", record))
+              for pos, (h, record) in tqdm(stored.items(), desc=f"collect {out.name}", unit="run",
+                                           disable=not progress, leave=False)}
+    current, older = identity.variable_fingerprints(), set()
+    for pos, (_, record) in stored.items():
+        names = identity.redefined(record, current, known_only=True)
+        loaded[pos] = loaded[pos].drop_vars(names)
+        older.update(names)
+    if older:
+        log.warning("runs of %s hold an older definition of %s, left out; run the sweep again to recompute them",
+                    out, ", ".join(sorted(older)))
     specs, sizes = _specs(loaded.values())
     sizes["prune_fraction"] = len(cfg["metrics"]["prune_fractions"])
     sizes["snapshot"] = len(cfg["metrics"]["snapshot_steps"])

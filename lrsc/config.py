@@ -1,4 +1,4 @@
-"""Sweep configuration: defaults, dotted overrides, the grid, normalisation and the run hash.
+"""Sweep configuration: defaults, dotted overrides, the grid, normalisation and what a run's hash covers.
 
 A sweep file is YAML with the sections of :data:`DEFAULTS`, an optional ``title`` (how
 tables and figures name the sweep) and ``grid``, a mapping from an axis (``lr``, ``seed``,
@@ -7,15 +7,17 @@ list of values to sweep. The ``train`` and ``metrics`` sections are declared in
 :mod:`lrsc.settings`, which checks and normalises them; the dataset's and model's own
 parameters are checked by their registries when a sweep is planned (:func:`lrsc.sweep.plan`).
 
+A sweep file may not give a key twice (YAML would keep the last silently): :func:`yaml_load`
+refuses it. Every base value is checked, even one a grid axis overrides, so a sweep file holds
+no invalid value.
+
 This module sits below everything it configures and imports no torch: ``lrsc status``
 reads sweeps through it without loading the training stack.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,7 +26,7 @@ import yaml
 from lrsc import edge
 from lrsc.errors import ConfigError
 from lrsc.paths import resolve
-from lrsc.settings import METRICS, TRAIN, MetricSettings, TrainSettings
+from lrsc.settings import TRAIN, MetricSettings, TrainSettings
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "parity",        # registry name, see lrsc.datasets.names()
@@ -42,6 +44,26 @@ SECTIONS = ("train", "metrics", "dataset_params", "model_params")
 SWEEP_KEYS = ("grid", "title", "edge", "resources")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives one key twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (YAML would keep the last); give each key once",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def yaml_load(text: str) -> Any:
+    """``text`` read as YAML (safe types only); a key given twice in a mapping raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_UniqueKeys)
 
 
 def get(cfg: dict, path: str) -> Any:
@@ -82,7 +104,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects key=value, got {text!r} (e.g. --set train.max_steps=2000)")
     key, raw = text.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(raw)
+        return key.strip(), yaml_load(raw)
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {key}: cannot read value {raw!r}: {' '.join(str(e).split())}") from None
 
@@ -128,7 +150,7 @@ def _read(source: str | Path | Mapping) -> dict:
     if not path.is_file():
         raise ConfigError(f"params file {str(source)!r} not found")
     try:
-        given = yaml.safe_load(path.read_text())
+        given = yaml_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
     if given is None:
@@ -137,12 +159,12 @@ def _read(source: str | Path | Mapping) -> dict:
     return given
 
 
-def load(source: str | Path | Mapping, overrides: list[str] | Mapping | None = None) -> dict:
-    """Read a sweep config (a YAML path or a mapping), apply overrides, fill defaults, check it.
+def read(source: str | Path | Mapping, overrides: list[str] | Mapping | None = None) -> dict:
+    """A sweep config as given (a YAML path or a mapping) with ``overrides`` applied and its
+    structure checked, defaults not filled in: what a user asked for, as :func:`load` reads it.
 
     ``overrides`` is a list of ``key=value`` strings or a ``{dotted_key: value}`` mapping.
-    Returns ``{**run_defaults, "grid": {axis: [values]}, "title": str}`` with every run of the
-    grid checked by :func:`normalise`.
+    Returns the given sections, ``grid`` (``{}`` when none) and ``title`` (``""`` when none).
     """
     given = _read(source)
     if not isinstance(given, dict):
@@ -150,13 +172,14 @@ def load(source: str | Path | Mapping, overrides: list[str] | Mapping | None = N
     pairs = overrides.items() if isinstance(overrides, Mapping) else [parse_override(o) for o in overrides or []]
     for key, value in pairs:
         set_path(given, key, value)
-    grid = given.pop("grid", None) or {}
-    title = given.pop("title", "") or ""
+    given["grid"] = given.get("grid") or {}
+    given["title"] = given.get("title") or ""
     for section in SECTIONS:  # an empty section (`metrics:` with nothing under it) means its defaults
         if section in given and given[section] is None:
             given[section] = {}
         if section in given and not isinstance(given[section], dict):
             raise ConfigError(f"{section} must be a mapping of settings, got {given[section]!r}")
+    grid, title = given["grid"], given["title"]
     if not isinstance(grid, dict):
         raise ConfigError(f"grid must map axes to lists of values, got {grid!r}")
     if not isinstance(title, str):
@@ -169,12 +192,38 @@ def load(source: str | Path | Mapping, overrides: list[str] | Mapping | None = N
             raise ConfigError(f"grid.{axis} must be a non-empty list, got {values!r}")
     if "train.record_every" in map(axis_path, grid):
         raise ConfigError("train.record_every cannot be a grid axis: every run of a sweep records on one step grid")
-    cfg = merge(DEFAULTS, given)
-    cfg["grid"], cfg["title"] = grid, title
-    checked = {**cfg, "grid": {**grid, "lr": [probing.start]}} if probing else cfg
+    return given
+
+
+def load(source: str | Path | Mapping, overrides: list[str] | Mapping | None = None) -> dict:
+    """Read a sweep config (see :func:`read`), fill defaults, check it.
+
+    Returns ``{**run_defaults, "grid": {axis: [values]}, "title": str}`` (and the sweep's other
+    keys, :data:`SWEEP_KEYS`, as given) with its base values and every run of the grid checked by
+    :func:`normalise` (a base value a grid axis overrides is checked too: the sweep file keeps
+    it). An LR axis to the edge of stability (:mod:`lrsc.edge`) is checked at its first probe.
+    """
+    given = read(source, overrides)
+    cfg = merge(DEFAULTS, {k: v for k, v in given.items() if k not in SWEEP_KEYS})
+    cfg.update({k: given[k] for k in SWEEP_KEYS if k in given})
+    normalise(base(cfg))
+    probing = edge.spec_of(cfg)
+    checked = {**cfg, "grid": {**cfg["grid"], "lr": [probing.start]}} if probing else cfg
     for run in expand(checked):  # every run of the grid is checked before anything runs
         normalise(run)
     return cfg
+
+
+def base(cfg: dict) -> dict:
+    """The sweep config ``cfg`` without its sweep keys: its settings before any grid axis is applied."""
+    return {k: copy.deepcopy(v) for k, v in cfg.items() if k not in SWEEP_KEYS}
+
+
+def restrict(full: dict, given: dict) -> dict:
+    """``full``'s values at the keys ``given`` holds (sections key by key), in ``given``'s order:
+    a resolved config cut back to what was given, each value normalised."""
+    return {k: restrict(full[k], v) if isinstance(v, dict) and isinstance(full.get(k), dict) and k != "grid"
+            else copy.deepcopy(full.get(k, v)) for k, v in given.items()}
 
 
 def axes(cfg: dict) -> dict[str, list]:
@@ -197,10 +246,9 @@ def axes(cfg: dict) -> dict[str, list]:
 def expand(cfg: dict) -> list[dict]:
     """Every run config of the grid, in row-major grid order (without the sweep's own keys)."""
     axes(cfg)  # refuse a grid whose results could not be collected, before anything runs
-    base = {k: v for k, v in cfg.items() if k not in SWEEP_KEYS}
     runs = []
     for values in itertools.product(*cfg["grid"].values()):
-        run = copy.deepcopy(base)
+        run = base(cfg)
         for axis, value in zip(cfg["grid"], values):
             set_path(run, axis_path(axis), value)
         runs.append(run)
@@ -213,16 +261,18 @@ def _non_default(value: dict, default: dict) -> dict:
             for k, v in value.items() if k not in default or v != default[k]}
 
 
-def run_hash(run: dict, param_defaults: Mapping[str, dict] | None = None) -> str:
-    """First 16 hex digits of the SHA-256 of the run's settings that differ from the defaults.
+def hashed(run: dict, param_defaults: Mapping[str, dict] | None = None) -> dict:
+    """The settings of a run its hash covers (:func:`lrsc.store.name_of` of them is its hash): those
+    that differ from the defaults, section by section.
 
     ``run`` is normalised (see :func:`normalise`); ``param_defaults`` gives the defaults of its
     ``dataset_params`` and ``model_params`` (the builders' signatures), so that a parameter
     given at its default value and one left out are the same run. Hashing only what differs
-    means a setting added later at a neutral default leaves every stored run's hash valid.
+    keeps every stored run's hash when a setting is added; the hash alone does not say which
+    defaults a run was trained under, so a stored run is reused only when its recorded full
+    config is the planned one (see :mod:`lrsc.identity`).
     """
-    defaults = {**DEFAULTS, **(param_defaults or {})}
-    return hashlib.sha256(json.dumps(_non_default(run, defaults), sort_keys=True).encode()).hexdigest()[:16]
+    return _non_default(run, {**DEFAULTS, **(param_defaults or {})})
 
 
 def grid_points(cfg: dict) -> list[dict]:

@@ -14,8 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 from lrsc import engines
-from lrsc.store import FINISHED, RunStore
-from lrsc.units import Run, execute
+from lrsc.store import FINISHED, RunStore, Unwritable
+from lrsc.units import Run, execute, record
 
 POLL_S = 1.0  # seconds between looks at the store while units run elsewhere
 
@@ -55,8 +55,10 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     takes every unit in flight with it (a broken local process pool), the units it took are not
     charged: they run again one at a time, and a unit is charged only when it loses its worker
     while running alone. Any other error that escapes :func:`lrsc.units.execute` (which records
-    the runs' own errors) marks the unit's runs failed. Runs another process holds are waited
-    for, and trained here if that process goes away without finishing them.
+    the runs' own errors) marks the unit's runs failed, except a store that cannot be written
+    (:class:`lrsc.store.Unwritable`, e.g. a full disk), which stops the sweep with its runs
+    pending. Runs another process holds are waited for, and trained here if that process goes
+    away without finishing them.
     """
     bar = _Progress(store, total, progress, f"sweep {sweep.rsplit('/', 1)[-1]}")
     bar.bar.update(total - sum(map(len, units)))
@@ -111,6 +113,8 @@ def _outcome(executor: engines.Engine, future: Future, unit: list[Run], store: R
     """``"retry"`` / ``"retry-alone"`` for a lost worker, else the statuses of the unit's runs."""
     try:
         return [status for _, status in future.result()]
+    except Unwritable:
+        raise  # the store cannot be written (a full disk): the sweep stops, the unit's runs stay pending
     except executor.lost_errors:
         if executor.shared_fate and not by_itself:
             return "retry-alone"  # lost with others: which unit killed the worker is not known yet
@@ -122,7 +126,7 @@ def _outcome(executor: engines.Engine, future: Future, unit: list[Run], store: R
         error = traceback.format_exc()
     for run in unit:
         if not store.finished(run.hash):
-            store.write_record(run.hash, {"status": "failed", "hash": run.hash, "config": run.config, "error": error})
+            store.write_record(run.hash, record(run, "failed", [], hash=run.hash, error=error))
     return ["failed"] * len(unit)
 
 

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
+from tqdm import tqdm
 
 from lrsc.errors import ConfigError
 from lrsc.settings import coerce
@@ -57,6 +59,7 @@ def check_resources(values: Mapping[str, Any] | None, where: str) -> dict[str, i
             raise ConfigError(f"{where}.{key} must be at least {least}, got {value}")
         out[key] = value
     return out
+UNWIND_S = 10.0  # seconds a stopped local worker has to clean up (release claims, remove temporaries) before a kill
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,19 @@ def _init_worker(counter: Any, threads: int, gpus: int, parent: int) -> None:
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
     torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole process group: only the sweep's process acts on it, and stops the
+    # workers with SIGTERM, on which a worker unwinds (its claims released, no temporary file left)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _unwind)
+    # workers show no bars; a thread lock keeps tqdm from making a process-shared semaphore, which a
+    # worker stopped mid-unit would leave registered (a "leaked semaphore" warning at the sweep's exit)
+    tqdm.set_lock(threading.RLock())
     threading.Thread(target=_exit_with, args=(parent,), name="lrsc-watchdog", daemon=True).start()
+
+
+def _unwind(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise SystemExit(1)
 
 
 def _exit_with(parent: int) -> None:
@@ -186,8 +201,16 @@ class LocalProcesses(Engine):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:  # leaving on an error or an interrupt: stop the units running now too
-            for process in list((self._pool._processes or {}).values()):  # the pool keeps no public handle
+            processes = list((self._pool._processes or {}).values())  # the pool keeps no public handle
+            for process in processes:
                 process.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)  # an unwound worker is then told to exit
+            deadline = time.monotonic() + UNWIND_S
+            for process in processes:
+                process.join(max(0.0, deadline - time.monotonic()))
+                if process.is_alive():
+                    process.kill()
+            wait = True  # the pool's queues and locks are released only once it has joined its workers
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 

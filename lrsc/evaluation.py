@@ -4,7 +4,8 @@ An :class:`Evaluation` holds one trained run (its config, model, unbiased test s
 training, its :class:`lrsc.train.TrainResult`) and computes each shared part once, on first
 use: the test set's features and logits, the random inputs of the activation statistics,
 the attributions, the pruning curve. :func:`evaluate` returns the values of the registered
-variables.
+variables. A model whose weights are not finite (a diverged run) gets NaN for every model
+variable, each in its declared shape: a diverged run is a result, stored like any other.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from lrsc.datasets import Split
 from lrsc.models import predict
 from lrsc.records import RECORDS
 from lrsc.seeding import generator
-from lrsc.train import TrainResult, finite_params
+from lrsc.stopping import TrainResult, finite_params
 
 assert {v.name for v in variables.declared()} >= set(RECORDS), "every training record is a declared variable"
 
@@ -45,6 +46,11 @@ class Evaluation:
     @cached_property
     def finite(self) -> bool:
         return finite_params(self.model)
+
+    @cached_property
+    def width(self) -> int:
+        """Width ``d`` of the penultimate representation (the ``neuron`` dim), from one test input."""
+        return predict(self.model, self.test.x[:1])[0].shape[1]
 
     @cached_property
     def outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,8 +120,7 @@ class Evaluation:
         """``(snapshot, neuron)`` array of snapshot ``name`` at each of ``metrics.snapshot_steps``
         (NaN for steps the run did not reach)."""
         taken = dict(self.result.snapshots)
-        width = max((len(v[name]) for v in taken.values()), default=self.outputs[0].shape[1])
-        out = np.full((len(self.cfg["snapshot_steps"]), width), np.nan, dtype=np.float32)
+        out = np.full((len(self.cfg["snapshot_steps"]), self.width), np.nan, dtype=np.float32)
         for i, step in enumerate(self.cfg["snapshot_steps"]):
             if step in taken:
                 out[i] = taken[step][name].cpu().numpy()
@@ -136,9 +141,10 @@ def neuron_selectivity(run: dict, test_set: Split) -> Callable[[nn.Module], dict
 
 
 def _nan_like(ev: Evaluation, var: variables.Variable) -> np.ndarray:
-    sizes = {"prune_fraction": len(ev.cfg["prune_fractions"]), "neuron": ev.outputs[0].shape[1]}
-    shape = [sizes.get(d, 0) for d in var.dims]
-    return np.full(shape, np.nan, dtype=var.dtype)
+    """NaN in ``var``'s declared shape for this run (a model variable has no ``step`` dim)."""
+    sizes = {"prune_fraction": len(ev.cfg["prune_fractions"]), "snapshot": len(ev.cfg["snapshot_steps"]),
+             "neuron": ev.width}
+    return np.full([sizes[d] for d in var.dims], np.nan, dtype=var.dtype)
 
 
 def evaluate(run: dict, model: nn.Module, test_set: Split, result: TrainResult | None,

@@ -7,10 +7,17 @@ says ``replace=True``, so a user's entry can never silently shadow a built-in on
 Entries defined outside lrsc (in a notebook, a script or a user's package) are *extensions*:
 :func:`lrsc.extensions.snapshot` ships them to worker processes and cluster jobs, which
 could not import them by name.
+
+:func:`fingerprint` says what an entry's code is: the SHA-256 of its source, so a stored run
+can tell whether the dataset, model or metric code that made it has changed since. It covers
+the source of the registered function (and, for a model, of the classes it builds) but not of
+the helpers those call.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
+import marshal
 import typing
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
@@ -87,3 +94,30 @@ def _example(hint: Any) -> Any:
     """A value of the first of int, float, str, bool that the annotation ``hint`` admits, else None."""
     admitted = typing.get_args(hint) or (hint,)
     return next((kind() for kind in (bool, int, float, str) if kind in admitted), None)
+
+
+def _source(obj: Any) -> str:
+    """The source code of a function or class; where Python keeps none (code made by ``exec``, a
+    class typed into a notebook), its compiled code or its methods' sources."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        pass
+    if inspect.isclass(obj):
+        return "\n".join(_source(v) for _, v in sorted(vars(obj).items()) if inspect.isfunction(v))
+    code = getattr(obj, "__code__", None)
+    return marshal.dumps(code).hex() if code is not None else repr(obj)
+
+
+def _closure(fn: Any) -> list:
+    """The plain values a function closes over (a factory's argument, e.g. a record's name)."""
+    cells = getattr(fn, "__closure__", None) or ()
+    return [c.cell_contents for c in cells if isinstance(c.cell_contents, (str, int, float, bool, tuple))]
+
+
+def fingerprint(*parts: Any) -> str:
+    """16 hex digits of the SHA-256 of ``parts``: functions and classes by their source (and the
+    plain values a function closes over), anything else by its ``repr``."""
+    text = [_source(p) + repr(_closure(p)) if inspect.isfunction(p) or inspect.isclass(p) else repr(p)
+            for p in parts]
+    return hashlib.sha256("\0".join(text).encode()).hexdigest()[:16]

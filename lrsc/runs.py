@@ -8,6 +8,7 @@ holding every dataset it ever built.
 """
 from __future__ import annotations
 
+import io
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -16,7 +17,9 @@ import torch
 from torch import nn
 
 from lrsc import datasets, models
+from lrsc.errors import ConfigError
 from lrsc.seeding import derive_seed, pick_device
+from lrsc.store import FINISHED, RunStore
 
 CACHE_BYTES = 2 * 2**30  # most bytes of built datasets kept per process
 _cache: OrderedDict[str, tuple[datasets.Split, datasets.Split]] = OrderedDict()
@@ -77,16 +80,16 @@ def trained_model(run: dict, weights: str | Path | dict, train_set: datasets.Spl
 def load_model(store_root: str | Path, run_hash: str, device: str = "cpu") -> tuple[nn.Module, dict]:
     """The trained model of run ``run_hash`` in the run store at ``store_root`` (eval mode), and its config.
 
-    Raises ConfigError when the run is not finished there or its files are damaged.
+    Raises ConfigError when the run is not finished there or its files are damaged (the weights'
+    bytes are checked against their checksum before they are loaded).
     """
-    from lrsc.errors import ConfigError
-    from lrsc.store import RunStore
-
     store = RunStore(store_root)
-    state = store.state(run_hash)
-    if state.status not in ("done", "diverged"):
+    state = store.state(run_hash, verify=False)
+    if state.status not in FINISHED:
         raise ConfigError(f"run {run_hash} in {store.root} is {state.status}"
                           f"{': ' + state.problem if state.problem else ''}; run its sweep again to train it")
     run = state.record["config"]
     train_set = load_data(run, device)[0]
-    return trained_model(run, store.path(run_hash, "pt"), train_set), run
+    weights = torch.load(io.BytesIO(store.read(run_hash, "pt", state.record)), map_location=train_set.x.device,
+                         weights_only=True)
+    return trained_model(run, weights, train_set), run

@@ -44,8 +44,9 @@ class TrainResult:
 
 
 def finite_params(model: nn.Module) -> bool:
-    """Whether every parameter of ``model`` is finite."""
-    return all(torch.isfinite(p).all() for p in model.parameters())
+    """Whether every parameter and floating-point buffer (e.g. BatchNorm's running statistics) of
+    ``model`` is finite: a model with a non-finite one computes NaN in eval mode."""
+    return all(torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point())
 
 
 class Monitor:

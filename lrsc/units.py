@@ -6,22 +6,29 @@ unit of its own. :func:`execute` is what any engine runs for a unit (this proces
 worker process, a Dask task, a SLURM job): it claims each run in the store, trains the runs
 it claimed, stores each one as soon as it finishes, and releases the claims. It is a pure
 function of its arguments, so any worker can run it, and run it again.
+
+A run's numbers depend on its settings only, not on the machine or the engine: every run is
+trained and evaluated with :data:`THREADS` intra-op threads (CPU convolutions and reductions
+split their work by the thread count, which changes the order of their sums), whatever the
+process was given. Cores are used by training runs side by side (``--workers``).
 """
 from __future__ import annotations
 
+import io
 import json
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import xarray as xr
 from torch import nn
 
 import lrsc
-from lrsc import datasets, extensions, models, variables
+from lrsc import datasets, extensions, models, netcdf, variables
 from lrsc.evaluation import evaluate, neuron_selectivity
 from lrsc.provenance import provenance
 from lrsc.runs import init_model, load_data
@@ -29,21 +36,39 @@ from lrsc.seeding import pick_device
 from lrsc.settings import TrainSettings
 from lrsc.stacked import stacked_kernel, train_batched
 from lrsc.stopping import TrainResult
-from lrsc.store import RunStore
+from lrsc.store import FINISHED, RunStore, Unwritable
 from lrsc.train import train
+
+THREADS = 1  # intra-op threads of every run's training and evaluation (recorded in its provenance)
 
 # (run hash, status) -> None: told as each run of a unit ends (done, diverged, failed, or claimed
 # by another process).
 Report = Callable[[str, str], None]
 
 
+@contextmanager
+def fixed_threads() -> Iterator[None]:
+    """Run the block with :data:`THREADS` torch intra-op threads, then restore the process's count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class Run:
-    """One planned run: its complete, normalised config, its hash, and its point in the sweep's grid."""
+    """One planned run: its complete, normalised config, its hash, its point in the sweep's grid,
+    the settings its hash covers (``hashed``, see :func:`lrsc.config.hashed`) and the
+    fingerprints of the code that makes it (``code``: ``dataset``, ``model`` and
+    ``variables``, ``{name: fingerprint}``; see :mod:`lrsc.identity`)."""
 
     config: dict
     hash: str
     point: dict
+    hashed: dict
+    code: dict
 
     @property
     def settings(self) -> TrainSettings:
@@ -106,17 +131,30 @@ def _dataset(run: Run, values: dict) -> xr.Dataset:
                              "lrsc_version": lrsc.__version__})
 
 
+def weights_bytes(model: nn.Module) -> bytes:
+    """The bytes of a ``.pt`` file holding ``model``'s state dict (on the CPU)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def record(run: Run, status: str, stored: list[str], **fields) -> dict:
+    """A run's record (see :mod:`lrsc.store`) for the variables ``stored``, with ``fields`` added."""
+    code = {**run.code, "variables": {k: v for k, v in run.code["variables"].items() if k in stored}}
+    return {"status": status, "config": run.config, "hashed": run.hashed, "code": code, "variables": sorted(stored),
+            **fields}
+
+
 def store_run(store: RunStore, run: Run, model: nn.Module, result: TrainResult, test_set: datasets.Split,
               train_time_s: float) -> str:
     """Evaluate a trained run and commit it to ``store``; returns its status (``done`` or ``diverged``)."""
     started = time.time()
     ds = _dataset(run, evaluate(run.config, model, test_set, result))
-    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     path = "stacked kernel" if stacked_kernel(model, run.settings) else "one model, autograd"
     status = "diverged" if result.diverged else "done"
     prov = provenance(str(test_set.x.device), path, train_time_s + time.time() - started, result.fit_step)
-    store.commit(run.hash, lambda p: ds.to_netcdf(p, engine="h5netcdf"), lambda p: torch.save(weights, p),
-                 {"status": status, "config": run.config, "provenance": prov, "variables": sorted(ds.data_vars)})
+    store.commit(run.hash, netcdf.dumps(ds), weights_bytes(model),
+                 record(run, status, list(ds.data_vars), provenance=prov))
     return status
 
 
@@ -150,7 +188,7 @@ def _train_stack(store: RunStore, unit: list[Run], device: str, progress: bool, 
 
 
 def _fail(store: RunStore, run: Run, error: str, report: Report | None) -> str:
-    store.write_record(run.hash, {"status": "failed", "hash": run.hash, "config": run.config, "error": error})
+    store.write_record(run.hash, record(run, "failed", [], hash=run.hash, error=error))
     if report:
         report(run.hash, "failed")
     return "failed"
@@ -162,23 +200,26 @@ def execute(unit: list[Run], store_root: str, device: str = "auto", extension_bl
     claimed, store each as it finishes, release the claims. Returns ``(hash, status)`` per run:
     ``done``, ``diverged``, ``failed`` (the run raised; its record holds the traceback), or
     ``claimed`` (another process holds it). ``extension_blob`` carries the registrations made
-    outside lrsc (``lrsc.extensions.snapshot``); ``report`` is told as each run ends.
+    outside lrsc (``lrsc.extensions.snapshot``); ``report`` is told as each run ends. Every run
+    trains and is evaluated with :data:`THREADS` threads. A store that cannot be written (a full
+    disk) raises :class:`lrsc.store.Unwritable`: the run stays pending, nothing half-written.
     """
     extensions.install(extension_blob)
     store = RunStore(store_root)
     statuses: dict[str, str] = {}
     mine = []
-    for run in unit:
-        state = store.state(run.hash)
-        if state.status in ("done", "diverged"):
-            statuses[run.hash] = state.status  # trained by another process since the unit was planned
-        elif store.claim(run.hash, sweep) is None:
-            mine.append(run)
-        else:
-            statuses[run.hash] = "claimed"
     try:
-        with store.heartbeat([r.hash for r in mine]):
-            _train_claimed(store, mine, device, progress, report, statuses)
+        for run in unit:
+            if store.finished(run.hash):
+                statuses[run.hash] = store.state(run.hash).status  # trained elsewhere since it was planned
+            elif store.claim(run.hash, sweep) is None:
+                mine.append(run)
+                if store.finished(run.hash):  # finished by the owner of the claim just taken over
+                    statuses[run.hash] = store.state(run.hash).status
+            else:
+                statuses[run.hash] = "claimed"
+        with store.heartbeat([r.hash for r in mine]), fixed_threads():
+            _train_claimed(store, [r for r in mine if r.hash not in statuses], device, progress, report, statuses)
     finally:
         for run in mine:
             store.release(run.hash)
@@ -192,11 +233,13 @@ def _train_claimed(store: RunStore, mine: list[Run], device: str, progress: bool
     if len(mine) > 1:
         try:
             _train_stack(store, mine, device, progress, report)
+        except Unwritable:
+            raise
         except Exception:
-            pass
+            pass  # the runs it did not store train one at a time below, each recording its own error
         for run in mine:
             state = store.state(run.hash)
-            if state.status in ("done", "diverged"):
+            if state.status in FINISHED:
                 statuses[run.hash] = state.status
         mine = [run for run in mine if run.hash not in statuses]
     for run in mine:
@@ -204,6 +247,8 @@ def _train_claimed(store: RunStore, mine: list[Run], device: str, progress: bool
             statuses[run.hash] = _train_one(store, run, device, progress)
             if report:
                 report(run.hash, statuses[run.hash])
+        except Unwritable:
+            raise
         except Exception:
             statuses[run.hash] = _fail(store, run, traceback.format_exc(), report)
 

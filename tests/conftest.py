@@ -24,6 +24,15 @@ TINY_PARITY = {
 }
 
 
+TINY_CNN = {  # a small CNN (64 penultimate units) on small moon-star images
+    "dataset": "moon_star", "dataset_params": {"rho": 0.1, "image_size": 12, "n_train": 200, "n_test": 100},
+    "model": "cnn", "model_params": {"width": 0.125},
+    "train": {"batch_size": 50, "max_steps": 60, "eval_every": 20},
+    "metrics": {"n_act": 50, "n_attr": 10, "ig_steps": 4, "prune_fractions": [0.5], "snapshot_steps": [0, 20]},
+    "grid": {"lr": [0.03], "seed": [0]},
+}
+
+
 @pytest.fixture
 def tiny_parity() -> dict:
     import copy

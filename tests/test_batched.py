@@ -129,7 +129,7 @@ def test_sweep_same_with_and_without_batching_and_any_batch_mates(tmp_path, tiny
     alone = sweep.run_sweep(tiny_parity, tmp_path / "b" / "alone", device="cpu", progress=False, models_at_once=1)
     assert calls == [8]
     xr.testing.assert_identical(batched.drop_attrs(), alone.drop_attrs())
-    # another grid: the LR-1.0 runs share their batch with other runs, and with two threads
+    # another grid: the LR-1.0 runs share their batch with other runs, in a process given two threads
     tiny_parity["grid"]["lr"] = [1.0, 2.0]
     torch.set_num_threads(2)
     sweep.run_sweep(tiny_parity, tmp_path / "c" / "other", device="cpu", progress=False)
@@ -138,7 +138,7 @@ def test_sweep_same_with_and_without_batching_and_any_batch_mates(tmp_path, tiny
         ours, theirs = _stored(tmp_path / "a" / "batched", h), _stored(tmp_path / "c" / "other", h)
         xr.testing.assert_identical(ours, theirs)  # every number, bit for bit
         records = [RunStore(default_store(tmp_path / d / "x")).state(h).record["provenance"] for d in ("a", "c")]
-        assert [r["threads"] for r in records] == [1, 2]
+        assert [r["threads"] for r in records] == [units.THREADS] * 2  # each run trains on its fixed count
 
 
 def test_interrupted_batched_sweep_resumes(tmp_path, tiny_parity, monkeypatch):

@@ -15,8 +15,8 @@ import torch
 import xarray as xr
 import yaml
 
-from conftest import TINY_PARITY, records, run_store
-from lrsc import sweep, units
+from conftest import TINY_CNN, TINY_PARITY, records, run_store
+from lrsc import netcdf, sweep, units
 from lrsc.cli import main
 from lrsc.collect import load
 from lrsc.errors import RunsFailed
@@ -122,15 +122,27 @@ def test_out_naming_a_file_or_an_unwritable_folder(tmp_path, tiny_parity, capsys
     assert "cannot write under '/proc'" in _one_error_line(capsys)
 
 
-def test_a_full_disk_is_one_line(tmp_path, tiny_parity, capsys, monkeypatch):
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+def test_a_full_disk_is_one_line_and_leaves_the_run_pending(tmp_path, tiny_parity, clean, capsys, monkeypatch):
+    import lrsc.store
 
-    monkeypatch.setattr(units.torch, "save", full)  # the weights are the first file a run writes
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:  # the disk fills up as the first weights file is written
+        if ".pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(lrsc.store.os, "fsync", full)
     out = tmp_path / "o" / "sweep"
-    code = main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"])
-    assert code in (1, 2) and "the disk is full" in _one_error_line(capsys)
-    assert not list(run_store(out).root.glob("*.pt")) and not list(run_store(out).root.glob(".*.tmp"))
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"]) == 2
+    line = _one_error_line(capsys)
+    assert "the disk is full; free space and run the same command again" in line and ".pt" in line
+    store = run_store(out)
+    assert not list(store.root.glob("*.pt")) and not list(store.root.glob(".*.tmp"))
+    assert not list(store.root.glob("*.json")) and not list(store.root.glob("*.claim"))  # pending, not failed
+    monkeypatch.undo()
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"]) == 0
+    xr.testing.assert_identical(_results(out), clean)
 
 
 def _damage(store, run_hash: str, kind: str, how: str) -> None:
@@ -196,7 +208,7 @@ def test_a_stale_claim_is_shown_and_taken_over(tmp_path, tiny_parity, clean, cap
 
 
 def test_stored_runs_lacking_a_variable_are_completed_from_their_weights(tmp_path, tiny_parity, clean, caplog,
-                                                                        monkeypatch):
+                                                                        capsys, monkeypatch):
     out = tmp_path / "o" / "sweep"
     sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     store = run_store(out)
@@ -205,37 +217,39 @@ def test_stored_runs_lacking_a_variable_are_completed_from_their_weights(tmp_pat
         for h in sweep.plan(tiny_parity)[1]:
             ds = load(store.path(h.hash, "nc")).drop_vars(names)
             record = store.state(h.hash).record
-            store.commit(h.hash, lambda p: ds.to_netcdf(p, engine="h5netcdf"),
-                         lambda p: p.write_bytes(store.path(h.hash, "pt").read_bytes()),
-                         {**record, "variables": sorted(ds.data_vars)})
+            code = {**record["code"], "variables": {k: v for k, v in record["code"]["variables"].items()
+                                                    if k not in names}}
+            store.commit(h.hash, netcdf.dumps(ds), store.path(h.hash, "pt").read_bytes(),
+                         {**record, "code": code, "variables": sorted(ds.data_vars)})
 
     drop(["csi", "class_sep"])
+    assert main(["status", str(out)]) == 0
+    assert "outdated       4" in capsys.readouterr().out
     trained = []
     monkeypatch.setattr(units, "train_batched", lambda *a, **k: trained.append(a))
     ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
-    assert not trained and "lacked class_sep, csi; completed from their stored weights" in caplog.text
+    assert not trained and "lacks class_sep, csi (recomputed from its stored weights)" in caplog.text
     xr.testing.assert_identical(ds.drop_attrs(), clean)
     drop(["logit_norm"])  # a training variable: trained again
     monkeypatch.undo()
     ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
-    assert "lacked logit_norm; trained again" in caplog.text
+    assert "lacks logit_norm (logit_norm from training: trained again)" in caplog.text
     xr.testing.assert_identical(ds.drop_attrs(), clean)
 
 
-def test_runs_of_an_older_lrsc_are_adopted(tmp_path, tiny_parity, clean):
-    """A sweep folder with its runs inside (runs/<old hash>.nc, .pt, .json) moves into the store."""
+def test_runs_stored_without_code_fingerprints_are_outdated_and_trained_again(tmp_path, tiny_parity, clean,
+                                                                            capsys):
     out = tmp_path / "o" / "sweep"
     sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
-    store, legacy = run_store(out), out / "runs"
-    legacy.mkdir()
-    for h in records(out):
-        for kind in ("nc", "pt"):
-            store.path(h, kind).rename(legacy / f"old{h[:6]}.{kind}")
-        store.path(h, "json").unlink()
-    (out / "grid.json").unlink()
-    ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
-    xr.testing.assert_identical(ds.drop_attrs(), clean)
-    assert not legacy.exists() and len(records(out)) == 4
+    store = run_store(out)
+    for h, record in records(out).items():  # as an older lrsc wrote them
+        store.write_record(h, {k: v for k, v in record.items() if k not in ("code", "hashed")})
+    assert main(["status", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "outdated       4" in shown and "stored without the fingerprints of the code that made it" in shown
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"]) == 0
+    xr.testing.assert_identical(_results(out), clean)
+    assert len(list(store.root.glob("*.json.outdated"))) == 4 and all("code" in r for r in records(out).values())
 
 
 def test_every_run_failing_is_one_line_and_exit_1(tmp_path, tiny_parity, capsys, monkeypatch):
@@ -360,23 +374,342 @@ def test_killing_the_sweep_leaves_no_worker_behind(tmp_path, tiny_parity):
 
 
 def test_status_is_light(tmp_path):
-    """lrsc status on a sweep of 100 stored runs answers without importing torch (its time is
-    measured by hand, not asserted: the machine is shared)."""
+    """lrsc status --quick on a sweep of 100 stored runs answers without importing torch, every
+    file's checksum verified (its time is measured by hand, not asserted: the machine is shared)."""
     from lrsc import sweepdir
     from lrsc.store import RunStore
 
     out, store = tmp_path / "o" / "sweep", RunStore(tmp_path / "o" / "runs")
     hashes = [f"{i:016x}" for i in range(100)]
     for h in hashes:
-        store.commit(h, lambda p: p.write_bytes(os.urandom(20_000)), lambda p: p.write_bytes(os.urandom(40_000)),
-                     {"status": "done", "config": {}})
+        store.commit(h, os.urandom(20_000), os.urandom(40_000), {"status": "done", "config": {}})
     out.mkdir(parents=True)
-    (out / "grid.json").write_text(json.dumps({"store": "../runs", "dims": {"lr": list(range(100))},
-                                               "axes": ["lr"], "hashes": hashes}))
-    code = ("import sys; from lrsc.cli import main; code = main(['status', sys.argv[1]]); "
+    (out / "grid.json").write_text(json.dumps({"store": "../runs", "dims": {"lr": list(range(100))}, "axes": ["lr"],
+                                               "hashes": hashes, "config": {}}))
+    code = ("import sys; from lrsc.cli import main; code = main(['status', '--quick', sys.argv[1]]); "
             "print('torch' in sys.modules); sys.exit(code)")
     proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
     assert "done         100" in proc.stdout
     assert len(sweepdir.states(out)) == 100
+
+
+# ----- divergence is a result -----
+
+def _declared_shapes(ds: xr.Dataset, width: int) -> None:
+    """Every variable of ``ds`` holds its declared dims, the neuron dim at the model's width."""
+    from lrsc import variables
+
+    for v in variables.declared():
+        assert set(v.dims) <= set(ds[v.name].dims), v.name
+    assert ds.sizes["neuron"] == width and ds.neuron_csi.shape[-2:] == (ds.sizes["snapshot"], width)
+
+
+@pytest.mark.parametrize("cfg,lrs,width", [(TINY_PARITY, [20.0, 100.0, 1e6], 32), (TINY_CNN, [1e4], 64)],
+                         ids=["fcn", "cnn"])
+def test_diverged_runs_are_stored_as_results(tmp_path, cfg, lrs, width, capsys):
+    """An FCN and a CNN that diverge are stored as diverged, every variable in its declared
+    shape (NaN where undefined); none fails, and a rerun trains nothing and changes nothing."""
+    import copy
+
+    given = copy.deepcopy(cfg)
+    given["metrics"]["snapshot_steps"] = [0, 20]
+    given["grid"]["lr"] = lrs
+    out = tmp_path / "o" / "sweep"
+    assert main(["sweep", _params(tmp_path, given), "--out", str(out), "--device", "cpu"]) == 0
+    ds = _results(out)
+    assert (ds.status == "diverged").all() and ds.diverged.all() and not (ds.status == "failed").any()
+    assert f"{ds.status.size} diverged" in capsys.readouterr().out
+    _declared_shapes(ds, width)
+    assert ds.neuron_csi.isel(snapshot=0).notnull().any()  # taken before it diverged
+    stored = records(out)
+    assert main(["sweep", _params(tmp_path, given), "--out", str(out), "--device", "cpu"]) == 0
+    assert records(out) == stored  # nothing trained again
+    xr.testing.assert_identical(_results(out), ds)
+
+
+# ----- every stored file verified, by content and by name -----
+
+@pytest.fixture(scope="module")
+def trained_elsewhere(tmp_path_factory) -> Path:
+    """The tiny parity sweep's results folder (``o/sweep`` and its store ``o/runs``), trained by
+    another process: this one holds no memory of having written its files."""
+    root = tmp_path_factory.mktemp("elsewhere")
+    proc = _cli(["sweep", _params(root, TINY_PARITY), "--out", str(root / "o" / "sweep"), "--device", "cpu"])
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    return root / "o"
+
+
+def _flip_keeping_time(path: Path) -> None:
+    data, stat = bytearray(path.read_bytes()), path.stat()
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _swap(store, a: str, b: str, kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        pa, pb = store.path(a, kind), store.path(b, kind)
+        pa.rename(pa.with_name("swap"))
+        pb.rename(pa)
+        pa.with_name("swap").rename(pb)
+
+
+def _edit_record(store, h: str, change) -> None:
+    path = store.path(h, "json")
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("damage", [
+    "flip a byte of .nc, time kept", "flip a byte of .pt, time kept", "swap two runs' files", "swap two runs' .nc",
+    "swap two runs' .nc and .json", "edit a record's hashed settings", "edit a record's config"])
+def test_damage_that_keeps_size_and_time_or_swaps_runs_is_found_and_heals(tmp_path, tiny_parity, clean, capsys,
+                                                                          trained_elsewhere, damage):
+    """Damage the store of a sweep another process trained: the next status finds it (exit 1),
+    collect refuses to use it, and the next sweep retrains it to the clean sweep's dataset."""
+    import shutil
+
+    shutil.copytree(trained_elsewhere, tmp_path / "o")  # copy2: times kept
+    out = tmp_path / "o" / "sweep"
+    store = run_store(out)
+    a, b = [r.hash for r in sweep.plan(tiny_parity)[1][:2]]
+    if damage.startswith("flip"):
+        _flip_keeping_time(store.path(a, damage.split(".")[1].split(",")[0]))
+        victims = {a}
+    elif damage.startswith("swap"):
+        _swap(store, a, b, {"swap two runs' files": ("nc", "pt", "json"), "swap two runs' .nc": ("nc",),
+                            "swap two runs' .nc and .json": ("nc", "json")}[damage])
+        victims = {a, b}
+    elif damage == "edit a record's hashed settings":
+        _edit_record(store, a, lambda r: r["hashed"]["train"].update(lr=9.0))
+        victims = {a}
+    else:
+        _edit_record(store, a, lambda r: r["config"]["train"].update(lr=9.0))
+        victims = {a}
+    assert main(["status", str(out)]) == 1
+    shown = capsys.readouterr().out
+    assert f"damaged  {len(victims):>7}" in shown and all(v in shown for v in victims)
+    assert main(["collect", str(out)]) == 1
+    assert (_results(out).status == "damaged").sum() == len(victims)
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"]) == 0
+    xr.testing.assert_identical(_results(out), clean)
+    assert main(["status", str(out)]) == 0
+
+
+def test_an_edited_grid_json_is_refused_and_a_rerun_rewrites_it(tmp_path, tiny_parity, clean, capsys):
+    out = tmp_path / "o" / "sweep"
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    grid = json.loads((out / "grid.json").read_text())
+    grid["hashes"] = grid["hashes"][::-1]  # every run at another's grid point
+    (out / "grid.json").write_text(json.dumps(grid))
+    assert main(["collect", str(out)]) == 2
+    assert "grid.json does not match its runs" in _one_error_line(capsys)
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"]) == 0
+    xr.testing.assert_identical(_results(out), clean)
+
+
+# ----- claims that one process at a time can take over -----
+
+def _contend(store_root: str, run_hash: str, start, results, trials: int) -> None:
+    from lrsc.store import RunStore
+
+    store = RunStore(store_root)
+    for _ in range(trials):
+        start.wait()
+        results.put(store.claim(run_hash, "race") is None)
+        start.wait()  # every contender has answered: the next trial may be set up
+
+
+@pytest.mark.parametrize("contenders", [2, 4])
+def test_one_stale_claim_taken_over_by_exactly_one_of_many(tmp_path, contenders):
+    """N processes take over one dead owner's claim at the same moment, 100 times: one wins each time."""
+    import multiprocessing
+
+    from lrsc.store import RunStore
+
+    trials, h = 100, "0123456789abcdef"
+    store = RunStore(tmp_path / "runs")
+    store.root.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Barrier(contenders + 1), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(store.root), h, start, results, trials)) for _ in range(contenders)]
+    for p in procs:
+        p.start()
+    winners = []
+    for _ in range(trials):
+        for leftover in store.root.glob(f"{h}.*"):
+            leftover.unlink()
+        store.path(h, "claim").write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "started": 0,
+                                                      "generation": 0}))
+        start.wait()
+        winners.append(sum(results.get(timeout=60) for _ in range(contenders)))
+        start.wait()
+    for p in procs:
+        p.join(timeout=60)
+    assert winners == [1] * trials
+
+
+def test_an_empty_claim_is_stale_after_a_short_grace_and_status_says_so(tmp_path, tiny_parity, clean, capsys):
+    from lrsc.store import CLAIM_GRACE_S
+
+    out = tmp_path / "o" / "sweep"
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    store = run_store(out)
+    h = sweep.plan(tiny_parity)[1][0].hash
+    store.set_aside(h, "lost")
+    store.path(h, "claim").write_text("")  # its owner died as it created the claim
+    assert store.state(h).status == "running"  # within the grace period: its owner may be writing it
+    then = time.time() - CLAIM_GRACE_S - 1
+    os.utime(store.path(h, "claim"), (then, then))
+    assert main(["status", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "stale          1" in shown and "its claim file is empty or unreadable" in shown
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    xr.testing.assert_identical(_results(out), clean)
+    assert not list(store.root.glob(f"{h}.claim")) and not list(store.root.glob(f"{h}.takeover.*"))
+
+
+# ----- one line, nothing half-written -----
+
+def _nothing_written(where: Path) -> None:
+    assert not list(where.rglob("sweep.yaml")) and not list(where.rglob("grid.json")) and not list(where.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("store,message", [("file", "is a file; give a folder for the run store"),
+                                           ("/proc/lrsc-test/runs", "cannot write under '/proc'")])
+def test_a_bad_store_is_one_line_before_anything_is_written(tmp_path, tiny_parity, capsys, store, message):
+    if store == "file":
+        store = tmp_path / "taken"
+        store.write_text("not a folder")
+    out = tmp_path / "o" / "sweep"
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--store", str(store)]) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """``mount(name, size_kib, read_only)``: a fresh tmpfs at ``tmp_path/name`` (root only; skipped elsewhere)."""
+    mounted = []
+
+    def make(name: str, size_kib: int = 4096, read_only: bool = False) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        options = f"size={size_kib}k" + (",ro" if read_only else "")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(where)
+        return where
+
+    yield make
+    for where in mounted:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_a_read_only_folder_is_one_line(tmp_path, tiny_parity, mount, capsys):
+    read_only = mount("ro", read_only=True)
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(tmp_path / "o" / "s"), "--store",
+                 str(read_only / "runs")]) == 2
+    assert "cannot write under" in _one_error_line(capsys)
+    _nothing_written(tmp_path / "o")
+    # collect into a sweep folder that has become read-only
+    out = mount("sweeps") / "sweep"
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, store=tmp_path / "runs")
+    subprocess.run(["mount", "-o", "remount,ro", str(out.parent)], check=True)
+    assert main(["collect", str(out)]) == 2
+    assert "the filesystem is read-only" in _one_error_line(capsys)
+
+
+def test_a_really_full_disk_is_one_line_and_no_crash(tmp_path, tiny_parity, clean, mount, capsys):
+    """A store on a disk too small for a run: one line, no HDF5 diagnostics, no crash, the run pending."""
+    store = mount("small", size_kib=100)
+    params, out = _params(tmp_path, tiny_parity), tmp_path / "o" / "sweep"
+    proc = _cli(["sweep", params, "--out", str(out), "--device", "cpu", "--store", str(store)])
+    assert proc.wait(timeout=300) == 2
+    err = proc.stderr.read().strip().splitlines()
+    assert err[-1].startswith("lrsc: error: cannot write") and "the disk is full" in err[-1]
+    assert not any("HDF5" in line or "Traceback" in line for line in err), err
+    assert not list(store.glob(".*.tmp")) and not list(store.glob("*.claim"))
+    assert all(json.loads(p.read_text())["status"] != "failed" for p in store.glob("*.json"))
+    assert main(["sweep", params, "--out", str(out), "--device", "cpu", "--store", str(tmp_path / "big")]) == 0
+    xr.testing.assert_identical(_results(out), clean)
+
+
+def test_ctrl_c_with_workers_leaves_no_temporary_and_no_warning(tmp_path, tiny_parity):
+    tiny_parity["train"]["max_steps"] = 3000
+    tiny_parity["grid"]["lr"] = [0.001, 0.002]  # too small to converge: the workers stay busy
+    params, out = _params(tmp_path, tiny_parity), tmp_path / "o" / "sweep"
+    proc = _cli(["sweep", params, "--out", str(out), "--device", "cpu", "--workers", "2", "--no-batch"],
+                start_new_session=True)
+    deadline = time.time() + 120
+    while len(list(run_store(out).root.glob("*.claim"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    assert proc.wait(timeout=60) == 130
+    err = proc.stderr.read().strip().splitlines()
+    assert err[-1].startswith("lrsc: error: interrupted")
+    assert not [line for line in err if "Warning" in line or "Traceback" in line], err
+    store = run_store(out)
+    assert not list(store.root.glob(".*.tmp")) and not list(store.root.glob("*.claim"))
+
+
+def test_a_killed_writers_temporary_is_removed_at_the_next_start(tmp_path, tiny_parity, clean):
+    out = tmp_path / "o" / "sweep"
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    store = run_store(out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    h = sweep.plan(tiny_parity)[1][0].hash
+    leftover = store.root / f".{h}.pt.{dead.pid}.1.{os.uname().nodename}.tmp"
+    leftover.write_bytes(b"half a file")
+    alive = store.root / f".{h}.nc.{os.getpid()}.1.{os.uname().nodename}.tmp"  # a live writer's: kept
+    alive.write_bytes(b"being written")
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    assert not leftover.exists() and alive.exists()
+    xr.testing.assert_identical(_results(out), clean)
+
+
+# ----- checked before anything runs -----
+
+@pytest.mark.parametrize("override,message", [
+    ("train.lr=.nan", "train.lr must be a finite number, got nan"),
+    ("seed=abc", "seed must be a non-negative integer, got 'abc'"),
+    ("dataset_params.rho=5", "parity: dataset_params.rho must lie in [0, 1]"),
+])
+def test_a_base_value_under_a_grid_axis_is_checked(tmp_path, tiny_parity, capsys, override, message):
+    tiny_parity["grid"]["dataset_params.rho"] = [0.1]
+    out = tmp_path / "o" / "sweep"
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--set", override]) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_key_given_twice_is_refused(tmp_path, tiny_parity, capsys):
+    text = yaml.safe_dump(tiny_parity).replace("max_steps: 400", "max_steps: 400\n  max_steps: 800")
+    (tmp_path / "params.yaml").write_text(text)
+    assert main(["sweep", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "o" / "s")]) == 2
+    assert "key 'max_steps' is given twice" in _one_error_line(capsys)
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(tmp_path / "o" / "s"),
+                 "--set", "train={lr: 1, lr: 2}"]) == 2
+    assert "key 'lr' is given twice" in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("override,setting", [
+    ("train.max_steps=1000000000000", "train.max_steps=1000000000000"),
+    ("model_params.width=1000000", "model 'fcn'"),
+    ("dataset_params.n_train=100000000000", "dataset_params.n_train=100000000000"),
+    ("metrics.ig_steps=100000000000", "metrics.ig_steps=100000000000"),
+])
+def test_settings_that_need_more_memory_than_there_is_are_refused(tmp_path, tiny_parity, capsys, override, setting):
+    out = tmp_path / "o" / "sweep"
+    assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--set", override]) == 2
+    line = _one_error_line(capsys)
+    assert "a run would need at least" in line and f"for {setting}" in line and "lower that setting" in line
+    assert not (tmp_path / "o").exists()
