@@ -10,6 +10,7 @@ those of its two members.
 """
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 from typing import Sequence
@@ -56,7 +57,9 @@ def pair_soups(out_dir: str | Path, names: tuple[str, ...] = ("test_acc", "pruna
     for k, seed in enumerate(seeds):
         run = runs[lrs[0], seed]["config"]
         train_set, test_set = load_data(run, device)
-        states = [torch.load(store.path(hashes[lr, seed], "pt"), map_location=device, weights_only=True) for lr in lrs]
+        # the weights' bytes are checked against the run's record before they are loaded
+        states = [torch.load(io.BytesIO(store.read(hashes[lr, seed], "pt")), map_location=device, weights_only=True)
+                  for lr in lrs]
         for i, j in itertools.combinations_with_replacement(range(len(lrs)), 2):
             model = trained_model(run, average([states[i], states[j]]), train_set)
             values = evaluate(run, model, test_set, None, names)
