@@ -19,7 +19,7 @@
 
 # %% tags=["parameters"]
 quick = True  # fewer training steps; False runs the full benchmark
-threads = None  # torch threads for every benchmark; None keeps torch's default (all cores)
+threads = 1  # torch threads for every benchmark (1: as every run of a sweep trains); None keeps torch's default
 repeats = 3  # rounds per training case, one-at-a-time and batched in turn; the table shows medians
 results_dir = "results/quick"  # the results are kept in <results_dir>/benchmark.json for later builds
 rerun = False  # measure again even when the stored results match this machine and these parameters
@@ -36,6 +36,7 @@ from lrsc.bench import run, stored
 from lrsc.book import chapter_times
 from lrsc.paths import resolve
 from lrsc.settings import TrainSettings
+from lrsc.units import THREADS
 
 path = resolve(results_dir) / "benchmark.json"
 wanted = stored.identity(quick, threads, repeats)
@@ -83,6 +84,7 @@ for width in ("0.125", "0.25"):
 glue("channels_last_says", "; ".join(f"{said} at width{'s' * (len(widths) > 1)} {' and '.join(widths)}"
                                      for said, widths in layout_says.items())
      + " (faster: every single round's ratio above 1; slower: every one below)", display=False)
+glue("run_threads", THREADS, display=False)
 glue("device_name", "CPU" if summary["device"] == "cpu" else summary["device"], display=False)
 glue("cnn_batch_mate_diff", summary["batch_mate_weight_diff_cnn"], display=False)
 glue("cnn_diff_says", "It is small, but not zero, so the run would change with its grouping"
@@ -187,8 +189,11 @@ pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 # FCN trained alone and the same FCN trained in a stack of four is
 # {glue:text}`fcn_batch_mate_diff:.1g`. A grouped convolution sums in an order that depends on
 # the whole group: for the width-0.125 CNN that difference is
-# {glue:text}`cnn_batch_mate_diff:.1e` after as many steps. {glue:text}`cnn_diff_says`. (A CPU
-# convolution's rounding also depends on the number of threads it runs on.) Since batching
+# {glue:text}`cnn_batch_mate_diff:.1e` after as many steps. {glue:text}`cnn_diff_says`. A CPU
+# convolution's rounding also depends on the number of threads it runs on, so every run of a
+# sweep trains and is evaluated on {glue:text}`run_threads` thread(s), whatever the machine or
+# the engine (its provenance records it): the cores are used by runs, worker processes and
+# chapters side by side, and a run's numbers are the same on a laptop and on a cluster. Since batching
 # gains little for conv nets on a CPU and would cost that independence, the sweep batches only
 # bias-free FCNs and trains conv nets one at a time.
 #
@@ -204,8 +209,8 @@ pd.DataFrame(rows).set_index("benchmark").style.format(precision=3, na_rep="")
 times, jobs = chapter_times()
 glue("chapter_times_says", "The table gives the time each chapter took to execute, in seconds, the last time this "
      "project folder's book build ran it, as measured on this machine, with "
-     + ("one chapter executing at a time." if jobs == 1 else f"{jobs} chapters executing at a time, each on its share "
-        "of the cores (this page by itself, after the chapters that train).") if times else "No build of this project folder has recorded its chapters' times yet.",
+     + ("one chapter executing at a time." if jobs == 1 else f"{jobs} chapters executing at a time, each kernel on its "
+        "share of the cores and every run on one thread (this page by itself, after the chapters that train).") if times else "No build of this project folder has recorded its chapters' times yet.",
      display=False)
 glue("chapter_times", Markdown("| chapter | seconds |\n|:--|--:|\n" + "".join(
     f"| {name} | {seconds:.0f} |\n" for name, seconds in times.items())) if times else Markdown(""),
