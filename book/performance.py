@@ -36,7 +36,7 @@ from lrsc.bench import run, stored
 from lrsc.book import chapter_times
 from lrsc.paths import resolve
 from lrsc.settings import TrainSettings
-from lrsc.units import THREADS
+from lrsc.worker import THREADS
 
 path = resolve(results_dir) / "benchmark.json"
 wanted = stored.identity(quick, threads, repeats)

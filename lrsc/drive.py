@@ -15,7 +15,8 @@ from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebook
 
 from lrsc import engines
 from lrsc.store import FINISHED, RunStore, Unwritable
-from lrsc.units import Run, execute, record
+from lrsc.plan import Run
+from lrsc.worker import execute, record
 
 POLL_S = 1.0  # seconds between looks at the store while units run elsewhere
 
@@ -54,7 +55,7 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     A unit whose worker was lost is resubmitted up to ``retries`` times. Where one lost worker
     takes every unit in flight with it (a broken local process pool), the units it took are not
     charged: they run again one at a time, and a unit is charged only when it loses its worker
-    while running alone. Any other error that escapes :func:`lrsc.units.execute` (which records
+    while running alone. Any other error that escapes :func:`lrsc.worker.execute` (which records
     the runs' own errors) marks the unit's runs failed, except a store that cannot be written
     (:class:`lrsc.store.Unwritable`, e.g. a full disk), which stops the sweep with its runs
     pending. Runs another process holds are waited for, and trained here if that process goes

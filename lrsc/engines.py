@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from tqdm import tqdm
 
-from lrsc.errors import ConfigError
+from lrsc.errors import ConfigError, EngineError
 from lrsc.settings import coerce
 
 ENGINES = ("local", "dask", "slurm")
@@ -183,7 +183,7 @@ class LocalProcesses(Engine):
         self.in_flight = workers
         self._workers, self._gpus = workers, gpus
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["lrsc.units"])
+        self._context.set_forkserver_preload(["lrsc.worker"])
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -230,7 +230,7 @@ class DaskCluster(Engine):
         try:
             self._client = Client(scheduler or self._cluster)
         except (OSError, TimeoutError) as e:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
+            raise EngineError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
         # pure=False: a resubmitted unit must run again, not return the lost task's key
         self._executor = self._client.get_executor(pure=False, resources=resources)
 
@@ -295,7 +295,7 @@ class Slurm(Engine):
                 jobs = self._executor.map_array(fn, *zip(*chunk))  # one sbatch --array (a plain job for one unit)
             except self.lost_errors as e:  # submitit's FailedJobError: sbatch refused the submission
                 why = " ".join(str(e).split()) or "no reason given"
-                raise ConfigError(f"--engine slurm: sbatch refused the sweep's jobs of {self._asks} each ({why}); "
+                raise EngineError(f"--engine slurm: sbatch refused the sweep's jobs of {self._asks} each ({why}); "
                                   f"ask for what partition {self._partition or '(the default)'} offers with "
                                   f"--slurm-gpus/--slurm-cpus/--slurm-mem/--slurm-time or the sweep file's "
                                   f"resources") from None
@@ -441,7 +441,7 @@ def make_executor(engine: str = "local", workers: int = 1, *, device: str = "aut
     if engine == "slurm":
         slurm = slurm or SlurmOptions()
         if slurm.cluster == "slurm" and not shutil.which("sbatch"):
-            raise ConfigError("--engine slurm: sbatch not found; run the sweep from a SLURM login node")
+            raise EngineError("--engine slurm: sbatch not found; run the sweep from a SLURM login node")
         return Slurm(slurm, folder)
     if workers == 1:
         return InProcess()

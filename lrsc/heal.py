@@ -26,7 +26,8 @@ from lrsc import identity, netcdf, variables
 from lrsc.evaluation import evaluate
 from lrsc.runs import load_data, trained_model
 from lrsc.store import FINISHED, RunStore, State
-from lrsc.units import Run, fixed_threads
+from lrsc.plan import Run
+from lrsc.worker import fixed_threads
 
 log = logging.getLogger("lrsc")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import xarray as xr
 
@@ -21,8 +21,15 @@ from lrsc.collect import load
 from lrsc.results import config, look, title
 from lrsc.verdicts import Verdict, compared
 
-if TYPE_CHECKING:
-    from lrsc.claims import Claim
+
+
+class Claim(Protocol):
+    """What a judge reads of a declared claim (:class:`lrsc.claims.Claim`, which sits above the
+    judges: the claims table names its judge)."""
+
+    role: str
+    variable: str
+    expected: str
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Results:
 
 
 Roles = dict[str, list[str]]  # the sweep folders of each role of a chapter
-Judge = Callable[["Claim", Results, Roles], list[Judged]]
+Judge = Callable[[Claim, Results, Roles], list[Judged]]
 JUDGES: dict[str, Judge] = {}
 
 
@@ -72,7 +79,7 @@ class Sweep:
     roles: Roles
 
 
-SweepJudge = Callable[["Claim", Sweep], list[tuple[str, str, Verdict]]]
+SweepJudge = Callable[[Claim, Sweep], list[tuple[str, str, Verdict]]]
 
 
 def sentence(phrase: str) -> str:
@@ -95,7 +102,7 @@ def per_sweep(name: str, needs: tuple[str, ...] = ()) -> Callable[[SweepJudge], 
     every verdict untestable."""
 
     def register(fn: SweepJudge) -> SweepJudge:
-        def judge(claim: "Claim", res: Results, roles: Roles) -> list[Judged]:
+        def judge(claim: Claim, res: Results, roles: Roles) -> list[Judged]:
             out = []
             for folder in roles.get(claim.role, []):
                 ds = res.sweep(folder)
@@ -116,7 +123,7 @@ def per_sweep(name: str, needs: tuple[str, ...] = ()) -> Callable[[SweepJudge], 
 
 
 @per_sweep("trend")
-def _trend(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _trend(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """The claim's variable moves with the LR the claimed way."""
     ds = sweep.ds
     statement = f"{sentence(phrase(claim.variable))} {moves(claim.expected)} with the learning rate."
@@ -132,14 +139,14 @@ def both_verdict(ds: xr.Dataset, key: str = "lr", expected: int = 1) -> Verdict:
 
 
 @per_sweep("both", needs=("test_acc", "prunability"))
-def _both(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _both(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Over its range, the LR raises unbiased accuracy and prunability together."""
     ds = sweep.ds
     return [("", "Unbiased test accuracy and prunability both rise with the learning rate.", both_verdict(ds))]
 
 
 @per_sweep("not_both", needs=("test_acc", "prunability"))
-def _not_both(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _not_both(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Another hyperparameter, swept at one small LR, does not raise both (the sweep's axis besides
     ``lr`` and ``seed``, moved the way it acts like a larger LR)."""
     ds = sweep.ds
@@ -170,7 +177,7 @@ def settings_verdicts(ds: xr.Dataset, var: str = "test_acc") -> list[tuple[str, 
 
 
 @per_sweep("settings")
-def _settings(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _settings(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Per data setting: the variable is higher at the settings sweep's largest LR than at its smallest."""
     ds = sweep.ds
     lo, hi = float(ds.lr.min()), float(ds.lr.max())
@@ -179,7 +186,7 @@ def _settings(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
 
 
 @per_sweep("l2_adds")
-def _l2_adds(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _l2_adds(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Fig. 6: L2 adds to a large LR: at the large LR, a larger L2 penalty raises the variable."""
     ds = sweep.ds
     lr, ds = float(ds.lr[0]), ds.isel(lr=0)
@@ -187,7 +194,7 @@ def _l2_adds(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
              verdicts.trend(ds, claim.variable, 1, axis="weight_decay"))]
 
 
-def _correlation(claim: "Claim", res: Results, roles: Roles) -> list[Judged]:
+def _correlation(claim: Claim, res: Results, roles: Roles) -> list[Judged]:
     """Fig. 12: over every compared run of the role's sweeps (each that learns its task), the claim's
     ``y`` (unbiased accuracy) rises with its ``variable`` (the peak BC loss ratio), centred per sweep."""
     x, y = claim.variable, "test_acc"
@@ -217,7 +224,7 @@ DYNAMICS = {"logit_norm": "The logit norm grows more at the large LR",
 
 
 @per_sweep("dynamics", needs=("steps", "logit_norm", "param_norm", "confident_bc", "bc_loss_ratio"))
-def _dynamics(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _dynamics(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Fig. 13: over the steps both runs of a seed took, the large LR ends with a larger value of the
     claim's variable (logit or parameter norm; the peak confidently mispredicted BC share)."""
     ds = sweep.ds
@@ -236,7 +243,7 @@ SCALING = {"bc_loss_share": "Prop. 1: as the logits scale up ({alphas}), the BC 
                                   "of the spurious and core subnetworks; the input gradient is our stand-in)."}
 
 
-def _scaling(claim: "Claim", res: Results, roles: Roles) -> list[Judged]:
+def _scaling(claim: Claim, res: Results, roles: Roles) -> list[Judged]:
     """Prop. 1 and its input-gradient stand-in for Prop. 2 on the chapter's logit-scaling results:
     from the smallest to the largest logit scale the claim's share rises (paired over seeds)."""
     out = []
@@ -259,7 +266,7 @@ JUDGES["scaling"] = _scaling
 
 
 @per_sweep("persistence", needs=("neuron_csi", "neuron_bsi", "neuron_csi_final"))
-def _persistence(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _persistence(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Fig. 18: at the largest compared LR, neurons class-dominant at a snapshot stay class-dominant
     to the end of training more often than bias-dominant ones stay bias-dominant (per seed, the
     mean over the snapshots after step 0 of the difference of the two shares)."""
@@ -278,7 +285,7 @@ def _persistence(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]
 
 
 @per_sweep("switch", needs=("test_acc",))
-def _switch(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _switch(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Supplement Fig. 30 (left): per switch step t, training at the large LR up to t and at the small
     LR after it keeps more than half of the large LR's accuracy gain (paired over seeds with the
     constant-LR runs of the ``constant`` role, which share each seed's initialisation)."""
@@ -303,7 +310,7 @@ def _switch(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
 
 
 @per_sweep("soups", needs=("test_acc", "prunability"))
-def _soups(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _soups(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Supplement Fig. 30 (right): the soup of the smallest- and largest-LR models separates robustness
     from compressibility (see :func:`lrsc.soup.judge`)."""
     ds = sweep.ds
@@ -314,7 +321,7 @@ def _soups(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
 
 
 @per_sweep("deeplift")
-def _deeplift(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+def _deeplift(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """Supplement Fig. 14: DeepLift gives IG's picture: with DeepLift attributions too, the claim's
     variable (attribution entropy, background share) falls from the smallest to the largest compared LR."""
     ds = sweep.ds

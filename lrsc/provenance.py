@@ -25,7 +25,7 @@ FIELDS = {
     "host": ("1", "host that trained the run"),
     "pid": ("1", "process that trained the run"),
     "device": ("1", "device the run trained on"),
-    "threads": ("1", "torch intra-op CPU threads the run trained and was evaluated with (lrsc.units.THREADS)"),
+    "threads": ("1", "torch intra-op CPU threads the run trained and was evaluated with (lrsc.worker.THREADS)"),
     "training_path": ("1", "training path: stacked kernel, or one model with autograd"),
     "wall_time_s": ("s", "wall-clock time of training and evaluation"),
     "fit_step": ("1", "step at which the stopping criterion was met (steps, if never)"),

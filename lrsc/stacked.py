@@ -8,7 +8,7 @@ stopping; see :data:`lrsc.settings.PER_MODEL`) and stopping point, and gives eac
 - :class:`StackedFcn`, for bias-free FCNs trained with SGD: the backward pass written out as
   batched matmuls into buffers kept between steps. Each model's products are its own slice of
   a batched matmul, so its arithmetic is the same, bit for bit, whatever its batch-mates:
-  such a model always trains through this kernel, alone or batched (:func:`stacked_kernel`).
+  such a model always trains through this kernel, alone or batched (:func:`can_train`).
 - the autograd path for any other buffer-free model: ``vmap`` runs the model's own code on
   each model's weights. Its numbers depend on the batch-mates (a grouped convolution sums in
   another order), which is why sweeps train such models one at a time.
@@ -46,7 +46,7 @@ Forward = Callable[[list[torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch
 OnDone = Callable[[int, TrainResult], None]
 
 
-def stacked_kernel(model: nn.Module, settings: TrainSettings) -> bool:
+def can_train(model: nn.Module, settings: TrainSettings) -> bool:
     """Whether ``model`` trains through :class:`StackedFcn`: a bias-free :class:`~lrsc.models.FCN`
     whose settings the kernel implements (any momentum, weight decay, L1, focal gamma and
     schedule; the settings declared ``stacked=False``, such as the optimiser, ASAM and the
@@ -305,7 +305,7 @@ class _Batched:
         m, s0, device = len(models), settings[0], data[0].x.device
         self.models, self.s0 = models, s0
         self.data, self.stack = _Data(data, s0.batch_size, m), _Stack(models, settings, device)
-        fcn = StackedFcn() if stacked_kernel(models[0], s0) else None
+        fcn = StackedFcn() if can_train(models[0], s0) else None
         self.step_fn, self.forward = (fcn.step, fcn.forward) if fcn else _autograd_path(models[0])
         self.gens = [generator(s, "data_order", device) for s in seed]
         self.caps = [s.step_cap for s in settings]

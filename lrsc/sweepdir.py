@@ -27,7 +27,7 @@ from lrsc.store import FINISHED, RunStore, State, read_json, write_bytes, write_
 if TYPE_CHECKING:
     import xarray as xr
 
-    from lrsc.units import Run
+    from lrsc.plan import Run
 
 
 def check_out(out_dir: str | Path) -> Path:

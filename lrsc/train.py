@@ -31,7 +31,7 @@ from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
 from lrsc.seeding import derive_seed, generator
 from lrsc.settings import TrainSettings
-from lrsc.stacked import stacked_kernel, train_batched
+from lrsc.stacked import can_train, train_batched
 from lrsc.stopping import Monitor, TrainResult, finite_params
 
 __all__ = ["TrainResult", "TrainSettings", "finite_params", "train"]
@@ -104,7 +104,7 @@ def train(model: nn.Module, data: Split, settings: TrainSettings | None = None, 
     s = TrainSettings.from_config({**(settings or TrainSettings()).to_config(), **changes})
     check_precision(s, data.x.device)
     snapshots = [snapshot] if snapshot else None
-    if stacked_kernel(model, s):
+    if can_train(model, s):
         return train_batched([model], [data], [s], seed=[seed], progress=progress, snapshot=snapshots,
                              snapshot_steps=snapshot_steps)[0]
     with _global_rngs(seed):

@@ -24,12 +24,10 @@ import importlib
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from lrsc.registry import Registry
 
-if TYPE_CHECKING:
-    from lrsc.evaluation import Evaluation
 
 
 class _OnFirstUse:
@@ -52,7 +50,8 @@ class Variable:
 
     name: its name in ``results.nc``; definition: what it means; on: what it is computed on;
     long_name: a short label (CF ``long_name``, plot axes); kind: ``model`` or ``training``;
-    compute: ``Evaluation -> value``; dims: its dims beyond the grid's (``step``,
+    compute: the trained run's :class:`lrsc.evaluation.Evaluation` -> value (the catalogue does not
+    import it: it sits below the code that computes it); dims: its dims beyond the grid's (``step``,
     ``prune_fraction``, ``snapshot``, ``neuron``); dtype: numpy dtype of its values; units:
     CF units of the stored values (``"1"``: dimensionless). Presentation: ``scale`` (display =
     stored x scale) with ``display_units``, ``header`` (a short table header), ``phrase`` (how
@@ -68,7 +67,7 @@ class Variable:
     on: str
     long_name: str
     kind: str
-    compute: Callable[["Evaluation"], Any]
+    compute: Callable[[Any], Any]
     dims: tuple[str, ...] = ()
     dtype: str = "float64"
     units: str = "1"
@@ -155,7 +154,7 @@ def get(name: str) -> Variable:
     return REGISTRY.get(name)
 
 
-def _record(name: str) -> Callable[["Evaluation"], Any]:
+def _record(name: str) -> Callable[[Any], Any]:
     return lambda ev: ev.result.records[name].numpy()
 
 

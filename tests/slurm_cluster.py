@@ -182,9 +182,9 @@ def job_probe(x: int) -> dict:
 
 
 def die_first(unit: list, store_root: str, *args) -> list:
-    """``lrsc.units.execute`` for a job to run, except that the first job to call it anywhere
+    """``lrsc.worker.execute`` for a job to run, except that the first job to call it anywhere
     exits at once, without a result, as a job whose node died (the others train their unit)."""
-    from lrsc.units import execute
+    from lrsc.worker import execute
 
     marker = Path(store_root) / "died-once"
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import xarray as xr
 
-from lrsc import config, sweep, units
+from lrsc import config, plan, sweep, worker
 from lrsc.collect import load
 from lrsc.datasets import Split
 from lrsc.models import build
@@ -90,28 +90,28 @@ def test_each_cnn_follows_its_single_run():
         _assert_same(single, result, net, c)
 
 
-def _planned(grid: dict, **given) -> list[units.Run]:
-    return sweep.plan({**given, "grid": grid})[1]
+def _planned(grid: dict, **given) -> list[plan.Run]:
+    return plan.plan({**given, "grid": grid})[1]
 
 
 def test_batches_group_only_per_model_settings_and_seed():
     runs = _planned({"lr": [0.1, 0.3, 1.0], "seed": [0, 1], "model_params.width": [50, 100]})
-    groups = units.batches(runs, 4)
+    groups = plan.batches(runs, 4)
     assert [len(g) for g in groups] == [4, 2, 4, 2]
     assert all(len({r.config["model_params"]["width"] for r in g}) == 1 for g in groups)
     assert sorted(r.hash for g in groups for r in g) == sorted(r.hash for r in runs)
-    assert all(len(g) == 1 for g in units.batches(runs, 1))
+    assert all(len(g) == 1 for g in plan.batches(runs, 1))
     # with more workers than units, the stacks are split so that every worker has one
-    assert [len(g) for g in units.batches(runs[:6], 32, workers=4)] == [1, 2, 1, 2]
+    assert [len(g) for g in plan.batches(runs[:6], 32, workers=4)] == [1, 2, 1, 2]
     # momentum, penalties, focal gamma and schedules are per model; plain SGD keeps to its own batches
     mixed = _planned({"momentum": [0, 0.9], "l1": [0, 1e-4], "focal_gamma": [0, 2], "schedule": ["constant", "cosine"]})
-    assert sorted(len(g) for g in units.batches(mixed, 32)) == [4, 12]
-    assert all(len({r.settings.plain_sgd for r in g}) == 1 for g in units.batches(mixed, 32))
+    assert sorted(len(g) for g in plan.batches(mixed, 32)) == [4, 12]
+    assert all(len({r.settings.plain_sgd for r in g}) == 1 for g in plan.batches(mixed, 32))
     adam = _planned({"optimizer": ["adam", "sgd"], "asam_rho": [0, 0.5], "lr": [0.1, 0.3]})
-    assert sorted(len(g) for g in units.batches(adam, 32)) == [1] * 6 + [2]
-    assert units.one_at_a_time(adam) == {"adam", "ASAM"}
+    assert sorted(len(g) for g in plan.batches(adam, 32)) == [1] * 6 + [2]
+    assert plan.one_at_a_time(adam) == {"adam", "ASAM"}
     with_bias = _planned({"lr": [0.1, 0.3]}, model_params={"bias": True})
-    assert [len(g) for g in units.batches(with_bias, 32)] == [1, 1]  # not the stacked kernel
+    assert [len(g) for g in plan.batches(with_bias, 32)] == [1, 1]  # not the stacked kernel
 
 
 def _stored(out, run_hash: str) -> xr.Dataset:
@@ -122,8 +122,8 @@ def test_sweep_same_with_and_without_batching_and_any_batch_mates(tmp_path, tiny
     # one LR wanders for hundreds of steps without converging: it once grew rounding gaps to 1e-3
     tiny_parity["grid"]["lr"] = [0.05, 0.5, 1.0, 3.0]
     calls = []
-    real = units.train_batched
-    monkeypatch.setattr(units, "train_batched", lambda nets, *a, **k: calls.append(len(nets)) or real(nets, *a, **k))
+    real = worker.train_batched
+    monkeypatch.setattr(worker, "train_batched", lambda nets, *a, **k: calls.append(len(nets)) or real(nets, *a, **k))
     batched = sweep.run_sweep(tiny_parity, tmp_path / "a" / "batched", device="cpu", progress=False)
     assert calls == [8]
     alone = sweep.run_sweep(tiny_parity, tmp_path / "b" / "alone", device="cpu", progress=False, models_at_once=1)
@@ -133,16 +133,16 @@ def test_sweep_same_with_and_without_batching_and_any_batch_mates(tmp_path, tiny
     tiny_parity["grid"]["lr"] = [1.0, 2.0]
     torch.set_num_threads(2)
     sweep.run_sweep(tiny_parity, tmp_path / "c" / "other", device="cpu", progress=False)
-    shared = [r.hash for r in sweep.plan(tiny_parity)[1] if r.config["train"]["lr"] == 1.0]
+    shared = [r.hash for r in plan.plan(tiny_parity)[1] if r.config["train"]["lr"] == 1.0]
     for h in shared:
         ours, theirs = _stored(tmp_path / "a" / "batched", h), _stored(tmp_path / "c" / "other", h)
         xr.testing.assert_identical(ours, theirs)  # every number, bit for bit
         records = [RunStore(default_store(tmp_path / d / "x")).state(h).record["provenance"] for d in ("a", "c")]
-        assert [r["threads"] for r in records] == [units.THREADS] * 2  # each run trains on its fixed count
+        assert [r["threads"] for r in records] == [worker.THREADS] * 2  # each run trains on its fixed count
 
 
 def test_interrupted_batched_sweep_resumes(tmp_path, tiny_parity, monkeypatch):
-    real = units._train_stack
+    real = worker._train_stack
     calls = []
 
     def interrupted(store, unit, *args, **kwargs):
@@ -151,7 +151,7 @@ def test_interrupted_batched_sweep_resumes(tmp_path, tiny_parity, monkeypatch):
         calls.append(unit)
         return real(store, unit, *args, **kwargs)
 
-    monkeypatch.setattr(units, "_train_stack", interrupted)
+    monkeypatch.setattr(worker, "_train_stack", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(tiny_parity, tmp_path / "o" / "s", device="cpu", progress=False, models_at_once=2)
     store = RunStore(default_store(tmp_path / "o" / "s"))
@@ -159,7 +159,7 @@ def test_interrupted_batched_sweep_resumes(tmp_path, tiny_parity, monkeypatch):
     assert not list(store.root.glob("*.claim"))  # the interrupted batch released its claims
 
     calls.clear()
-    monkeypatch.setattr(units, "_train_stack", lambda store, unit, *a, **k: calls.append(unit) or real(store, unit, *a, **k))
+    monkeypatch.setattr(worker, "_train_stack", lambda store, unit, *a, **k: calls.append(unit) or real(store, unit, *a, **k))
     resumed = sweep.run_sweep(tiny_parity, tmp_path / "o" / "s", device="cpu", progress=False, models_at_once=2)
     assert len(calls) == 1 and len(calls[0]) == 2  # only the two unfinished runs
     full = sweep.run_sweep(tiny_parity, tmp_path / "full" / "s", device="cpu", progress=False, models_at_once=2)

@@ -16,7 +16,7 @@ import torch
 import xarray as xr
 import yaml
 
-from lrsc import config, engines, models, runs, sweep, units
+from lrsc import config, engines, models, plan, runs, sweep, worker
 from lrsc.cli import main
 from lrsc.collect import load
 from lrsc.errors import ConfigError, RunsFailed
@@ -130,23 +130,23 @@ def test_bad_sweep_resources_exit_2_with_any_engine(tmp_path, tiny_parity, capsy
 
 
 def test_sweep_resources_are_no_part_of_a_run(tmp_path, tiny_parity):
-    plain = sweep.plan(tiny_parity)[1]
-    stated = sweep.plan({**tiny_parity, "resources": {"gpus": 1, "time_min": 240}})[1]
+    plain = plan.plan(tiny_parity)[1]
+    stated = plan.plan({**tiny_parity, "resources": {"gpus": 1, "time_min": 240}})[1]
     assert [r.hash for r in stated] == [r.hash for r in plain] and [r.config for r in stated] == [r.config for r in plain]
 
 
 def die_once(unit, store_root: str, *args):
-    """``units.execute``, except that the first call anywhere kills its worker process."""
+    """``worker.execute``, except that the first call anywhere kills its worker process."""
     marker = Path(store_root) / "killed-once"
     if not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
         os._exit(1)
-    return units.execute(unit, store_root, *args)
+    return worker.execute(unit, store_root, *args)
 
 
 def test_local_workers_retry_a_killed_worker(tmp_path, tiny_parity, reference, monkeypatch):
-    # spawned workers unpickle die_once from this module, where it calls the real units.execute
+    # spawned workers unpickle die_once from this module, where it calls the real worker.execute
     import lrsc.drive
 
     monkeypatch.setattr(lrsc.drive, "execute", die_once)
@@ -182,7 +182,7 @@ def test_retries_are_bounded_then_the_unit_fails(tmp_path, tiny_parity, monkeypa
     ds = load(out / "results.nc")
     assert LosesSeedOne.submitted == [0, 1, 1, 1]  # the lost unit: its first try and two retries
     assert ds.status.values.tolist() == [["done", "failed"]]
-    failed = records(out)[sweep.plan(tiny_parity)[1][1].hash]
+    failed = records(out)[plan.plan(tiny_parity)[1][1].hash]
     assert "worker lost 3 times" in failed["error"] and "ConnectionError" in failed["error"]
 
 
@@ -194,7 +194,7 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, tiny_parity, 
             raise ValueError("broken data")
         return real(run, dev)
 
-    monkeypatch.setattr(units, "load_data", broken_for_200)
+    monkeypatch.setattr(worker, "load_data", broken_for_200)
     tiny_parity["grid"] = {"dataset_params.n_train": [300, 200], "lr": [1.0], "seed": [0, 1]}
     out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match="2 of 4 runs failed; the first .*: ValueError: broken data"):
@@ -218,15 +218,15 @@ def test_failing_run_in_a_batch_leaves_the_others(tmp_path, tiny_parity, monkeyp
     def broken_batch(*args, **kwargs):
         raise RuntimeError("batched step failed")
 
-    real = units._train_one
+    real = worker._train_one
 
     def seed_one_fails(store, run, *args, **kwargs):
         if run.config["seed"] == 1:
             raise ValueError("bad seed")
         return real(store, run, *args, **kwargs)
 
-    monkeypatch.setattr(units, "_train_stack", broken_batch)
-    monkeypatch.setattr(units, "_train_one", seed_one_fails)
+    monkeypatch.setattr(worker, "_train_stack", broken_batch)
+    monkeypatch.setattr(worker, "_train_one", seed_one_fails)
     tiny_parity["grid"] = {"lr": [1.0], "seed": [0, 1]}
     out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match="ValueError: bad seed"):

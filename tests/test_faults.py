@@ -16,7 +16,7 @@ import xarray as xr
 import yaml
 
 from conftest import TINY_CNN, TINY_PARITY, records, run_store
-from lrsc import netcdf, sweep, units
+from lrsc import netcdf, plan, sweep, worker
 from lrsc.cli import main
 from lrsc.collect import load
 from lrsc.errors import RunsFailed
@@ -108,9 +108,9 @@ def test_empty_params_and_sections(tmp_path, tiny_parity, capsys):
     assert "is empty" in _one_error_line(capsys)
     # an empty metrics: section (or --set metrics=null) means the defaults
     empty = {**tiny_parity, "metrics": None, "grid": {"lr": [1.0], "seed": [0]}}
-    cfg, runs = sweep.plan(empty)
+    cfg, runs = plan.plan(empty)
     assert runs[0].config["metrics"]["n_act"] == 1000
-    assert sweep.plan(tiny_parity, ["metrics=null"])[1][0].config["metrics"]["q"] == 0.1
+    assert plan.plan(tiny_parity, ["metrics=null"])[1][0].config["metrics"]["q"] == 0.1
 
 
 def test_out_naming_a_file_or_an_unwritable_folder(tmp_path, tiny_parity, capsys):
@@ -166,7 +166,7 @@ def test_each_damaged_file_is_seen_and_heals(tmp_path, tiny_parity, clean, capsy
     out = tmp_path / "o" / "sweep"
     sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     store = run_store(out)
-    victim = sweep.plan(tiny_parity)[1][0].hash
+    victim = plan.plan(tiny_parity)[1][0].hash
     _damage(store, victim, kind, how)
     assert main(["status", str(out)]) == 1
     shown = capsys.readouterr().out
@@ -194,7 +194,7 @@ def test_a_stale_claim_is_shown_and_taken_over(tmp_path, tiny_parity, clean, cap
     out = tmp_path / "o" / "sweep"
     sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     store = run_store(out)
-    h = sweep.plan(tiny_parity)[1][0].hash
+    h = plan.plan(tiny_parity)[1][0].hash
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     store.set_aside(h, "lost")  # as if that process had died while training the run
@@ -214,7 +214,7 @@ def test_stored_runs_lacking_a_variable_are_completed_from_their_weights(tmp_pat
     store = run_store(out)
 
     def drop(names):  # as stored by a version that knew no such variables
-        for h in sweep.plan(tiny_parity)[1]:
+        for h in plan.plan(tiny_parity)[1]:
             ds = load(store.path(h.hash, "nc")).drop_vars(names)
             record = store.state(h.hash).record
             code = {**record["code"], "variables": {k: v for k, v in record["code"]["variables"].items()
@@ -226,7 +226,7 @@ def test_stored_runs_lacking_a_variable_are_completed_from_their_weights(tmp_pat
     assert main(["status", str(out)]) == 0
     assert "outdated       4" in capsys.readouterr().out
     trained = []
-    monkeypatch.setattr(units, "train_batched", lambda *a, **k: trained.append(a))
+    monkeypatch.setattr(worker, "train_batched", lambda *a, **k: trained.append(a))
     ds = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     assert not trained and "lacks class_sep, csi (recomputed from its stored weights)" in caplog.text
     xr.testing.assert_identical(ds.drop_attrs(), clean)
@@ -256,7 +256,7 @@ def test_every_run_failing_is_one_line_and_exit_1(tmp_path, tiny_parity, capsys,
     def broken(*args, **kwargs):
         raise RuntimeError("out of device memory")
 
-    monkeypatch.setattr(units, "load_data", broken)
+    monkeypatch.setattr(worker, "load_data", broken)
     out = tmp_path / "o" / "sweep"
     assert main(["sweep", _params(tmp_path, tiny_parity), "--out", str(out), "--device", "cpu"]) == 1
     line = _one_error_line(capsys)
@@ -266,16 +266,16 @@ def test_every_run_failing_is_one_line_and_exit_1(tmp_path, tiny_parity, capsys,
 
 
 def kills_seed_one(unit, store_root: str, *args):
-    """``units.execute``, except that a unit holding a seed-1 run kills its worker process, always."""
+    """``worker.execute``, except that a unit holding a seed-1 run kills its worker process, always."""
     if any(run.config["seed"] == 1 for run in unit):
         os._exit(1)
-    return units.execute(unit, store_root, *args)
+    return worker.execute(unit, store_root, *args)
 
 
 def test_only_the_worker_killer_is_charged(tmp_path, tiny_parity, monkeypatch):
     import lrsc.drive
 
-    # spawned workers unpickle kills_seed_one from this module, where it calls the real units.execute
+    # spawned workers unpickle kills_seed_one from this module, where it calls the real worker.execute
     monkeypatch.setattr(lrsc.drive, "execute", kills_seed_one)
     out = tmp_path / "o" / "sweep"
     with pytest.raises(RunsFailed, match="2 of 4 runs failed.*BrokenProcessPool"):
@@ -475,7 +475,7 @@ def test_damage_that_keeps_size_and_time_or_swaps_runs_is_found_and_heals(tmp_pa
     shutil.copytree(trained_elsewhere, tmp_path / "o")  # copy2: times kept
     out = tmp_path / "o" / "sweep"
     store = run_store(out)
-    a, b = [r.hash for r in sweep.plan(tiny_parity)[1][:2]]
+    a, b = [r.hash for r in plan.plan(tiny_parity)[1][:2]]
     if damage.startswith("flip"):
         _flip_keeping_time(store.path(a, damage.split(".")[1].split(",")[0]))
         victims = {a}
@@ -560,7 +560,7 @@ def test_an_empty_claim_is_stale_after_a_short_grace_and_status_says_so(tmp_path
     out = tmp_path / "o" / "sweep"
     sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     store = run_store(out)
-    h = sweep.plan(tiny_parity)[1][0].hash
+    h = plan.plan(tiny_parity)[1][0].hash
     store.set_aside(h, "lost")
     store.path(h, "claim").write_text("")  # its owner died as it created the claim
     assert store.state(h).status == "running"  # within the grace period: its owner may be writing it
@@ -665,7 +665,7 @@ def test_a_killed_writers_temporary_is_removed_at_the_next_start(tmp_path, tiny_
     store = run_store(out)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    h = sweep.plan(tiny_parity)[1][0].hash
+    h = plan.plan(tiny_parity)[1][0].hash
     leftover = store.root / f".{h}.pt.{dead.pid}.1.{os.uname().nodename}.tmp"
     leftover.write_bytes(b"half a file")
     alive = store.root / f".{h}.nc.{os.getpid()}.1.{os.uname().nodename}.tmp"  # a live writer's: kept

@@ -10,7 +10,7 @@ import xarray as xr
 from torch import nn
 
 from conftest import records
-from lrsc import collect, datasets, models, sweep, units, variables
+from lrsc import collect, datasets, models, sweep, variables, worker
 from lrsc.cli import main
 from lrsc.datasets import Info, Split
 
@@ -89,8 +89,8 @@ CFG = {"title": "identity", "dataset": "toy", "model": "toy_mlp",
 def trained(monkeypatch):
     """Every run trained from here on, by hash."""
     seen = []
-    real = units._train_one
-    monkeypatch.setattr(units, "_train_one", lambda store, run, *a: seen.append(run.hash) or real(store, run, *a))
+    real = worker._train_one
+    monkeypatch.setattr(worker, "_train_one", lambda store, run, *a: seen.append(run.hash) or real(store, run, *a))
     return seen
 
 

@@ -8,7 +8,7 @@ import xarray as xr
 import yaml
 
 from conftest import run_store
-from lrsc import sweep, units
+from lrsc import sweep, worker
 from lrsc.cli import main
 from lrsc.collect import load
 
@@ -85,7 +85,7 @@ def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatc
     full = sweep.run_sweep(tiny_parity, tmp_path / "a" / "full", device="cpu", progress=False, models_at_once=1)
 
     calls = []
-    real = units._train_one
+    real = worker._train_one
 
     def interrupted(store, run, *args, **kwargs):
         if len(calls) == 2:
@@ -93,7 +93,7 @@ def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatc
         calls.append(run)
         return real(store, run, *args, **kwargs)
 
-    monkeypatch.setattr(units, "_train_one", interrupted)
+    monkeypatch.setattr(worker, "_train_one", interrupted)
     out = tmp_path / "b" / "resumed"
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1)
@@ -101,7 +101,7 @@ def test_interrupted_sweep_resumes_and_matches(tmp_path, tiny_parity, monkeypatc
     assert not (out / "results.nc").exists() and not list(run_store(out).root.glob("*.claim"))
 
     calls.clear()
-    monkeypatch.setattr(units, "_train_one", lambda store, run, *a, **k: calls.append(run) or real(store, run, *a, **k))
+    monkeypatch.setattr(worker, "_train_one", lambda store, run, *a, **k: calls.append(run) or real(store, run, *a, **k))
     resumed = sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1)
     assert len(calls) == 2  # only the two unfinished runs
     xr.testing.assert_identical(full.drop_attrs(), resumed.drop_attrs())

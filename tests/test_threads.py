@@ -9,7 +9,7 @@ import torch
 import xarray as xr
 
 from conftest import TINY_CNN, run_store
-from lrsc import sweep, sweepdir, units
+from lrsc import sweep, sweepdir, worker
 from lrsc.collect import load
 
 TRAIN = """
@@ -44,7 +44,7 @@ def test_a_cnn_trained_with_one_or_two_threads_stores_the_same_numbers(tmp_path)
     provenance = [run_store(tmp_path / t / "sweep").state(h).record["provenance"]["threads"]
                   for t, h in (("1", sweepdir.read_grid(tmp_path / "1" / "sweep")["hashes"][0]),
                                ("2", sweepdir.read_grid(tmp_path / "2" / "sweep")["hashes"][0]))]
-    assert provenance == [units.THREADS] * 2
+    assert provenance == [worker.THREADS] * 2
 
 
 def test_a_cnn_trained_in_process_or_in_a_worker_stores_the_same_numbers(tmp_path):

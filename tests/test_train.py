@@ -167,10 +167,10 @@ def test_bf16_trains_a_cnn_on_the_cpu_with_float32_weights():
 
 def test_settings_the_batched_kernel_lacks_route_to_the_one_model_loop(monkeypatch):
     import lrsc.train
-    from lrsc.stacked import stacked_kernel, train_batched
+    from lrsc.stacked import can_train, train_batched
 
     model, data = _setup()
-    assert stacked_kernel(model, TrainSettings()) and not stacked_kernel(model, TrainSettings(precision="bf16"))
+    assert can_train(model, TrainSettings()) and not can_train(model, TrainSettings(precision="bf16"))
     assert TrainSettings(precision="bf16", optimizer="adam").loop_only() == ("optimizer", "precision")
     with pytest.raises(ValueError, match="train_batched implements train.precision at the default only"):
         train_batched([model], [data], [TrainSettings(precision="bf16")], seed=[0])
@@ -200,9 +200,9 @@ def test_fp32_is_the_run_without_the_setting(tiny_parity):
     """The default adds nothing to a run's hash: the tiny sweep's runs keep the hashes they had
     before the precision setting existed (so every stored run is still found), and naming fp32
     is the same run."""
-    from lrsc import sweep
+    from lrsc import plan
 
     before = ["c399f9a48c3e64e7", "cb9c2696e55a7963", "d0152621cc6aca24", "7c04925fbd3c3caf"]
-    assert [r.hash for r in sweep.plan(tiny_parity)[1]] == before
+    assert [r.hash for r in plan.plan(tiny_parity)[1]] == before
     tiny_parity["train"]["precision"] = "fp32"
-    assert [r.hash for r in sweep.plan(tiny_parity)[1]] == before
+    assert [r.hash for r in plan.plan(tiny_parity)[1]] == before

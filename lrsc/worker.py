@@ -1,11 +1,9 @@
-"""Work units: the runs a worker trains together, and what a worker does with them.
+"""What a worker does with a work unit (one of :func:`lrsc.plan.batches`): train, evaluate, store.
 
-A sweep splits its runs into units (:func:`batches`): runs that differ only in seed and
-per-model settings and train through the stacked kernel go together, every other run is a
-unit of its own. :func:`execute` is what any engine runs for a unit (this process, a local
-worker process, a Dask task, a SLURM job): it claims each run in the store, trains the runs
-it claimed, stores each one as soon as it finishes, and releases the claims. It is a pure
-function of its arguments, so any worker can run it, and run it again.
+:func:`execute` is what any engine runs for a unit (this process, a local worker process, a
+Dask task, a SLURM job): it claims each run in the store, trains the runs it claimed, stores
+each one as soon as it finishes, and releases the claims. It is a pure function of its
+arguments, so any worker can run it, and run it again.
 
 A run's numbers depend on its settings only, not on the machine or the engine: every run is
 trained and evaluated with :data:`THREADS` intra-op threads (CPU convolutions and reductions
@@ -16,11 +14,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Iterator
 
 import torch
@@ -28,17 +25,18 @@ import xarray as xr
 from torch import nn
 
 import lrsc
-from lrsc import datasets, extensions, models, netcdf, variables
+from lrsc import datasets, extensions, netcdf, variables
 from lrsc.evaluation import evaluate, neuron_selectivity
 from lrsc.provenance import provenance
 from lrsc.runs import init_model, load_data
+from lrsc.plan import Run
 from lrsc.seeding import pick_device
-from lrsc.settings import TrainSettings
-from lrsc.stacked import stacked_kernel, train_batched
+from lrsc.stacked import can_train, train_batched
 from lrsc.stopping import TrainResult
 from lrsc.store import FINISHED, RunStore, Unwritable
 from lrsc.train import train
 
+log = logging.getLogger("lrsc")
 THREADS = 1  # intra-op threads of every run's training and evaluation (recorded in its provenance)
 
 # (run hash, status) -> None: told as each run of a unit ends (done, diverged, failed, or claimed
@@ -55,72 +53,6 @@ def fixed_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One planned run: its complete, normalised config, its hash, its point in the sweep's grid,
-    the settings its hash covers (``hashed``, see :func:`lrsc.config.hashed`) and the
-    fingerprints of the code that makes it (``code``: ``dataset``, ``model`` and
-    ``variables``, ``{name: fingerprint}``; see :mod:`lrsc.identity`)."""
-
-    config: dict
-    hash: str
-    point: dict
-    hashed: dict
-    code: dict
-
-    @property
-    def settings(self) -> TrainSettings:
-        return TrainSettings.from_config(self.config["train"])
-
-
-@lru_cache(maxsize=64)
-def _stackable(key: str) -> bool:
-    run = json.loads(key)
-    info = datasets.check(run["dataset"], run["dataset_params"])
-    with torch.device("meta"):
-        model = models.build(run["model"], input_shape=info.input_shape, num_classes=info.num_classes,
-                             **run["model_params"])
-    return stacked_kernel(model, TrainSettings.from_config(run["train"]))
-
-
-def stackable(run: Run) -> bool:
-    """Whether the run's model trains through the stacked kernel (``lrsc.stacked.stacked_kernel``)."""
-    keys = ("dataset", "dataset_params", "model", "model_params", "train")
-    return _stackable(json.dumps({k: run.config[k] for k in keys}, sort_keys=True))
-
-
-def batches(runs: list[Run], size: int, workers: int = 1) -> list[list[Run]]:
-    """Split ``runs`` into units of at most ``size`` runs that can train at once.
-
-    Runs go together when their configs differ only in ``seed`` and the per-model training
-    settings, they train through the stacked kernel and they are all plain SGD or all not
-    (the kernel's update takes another route for plain SGD); every other run is a unit of its
-    own. Units follow the order of their first run. With ``workers`` > 1 the units are split
-    further until there are at least as many as workers (a stacked model's numbers do not
-    depend on its batch-mates, so splitting changes nothing but the speed).
-    """
-    groups: dict[str, list[Run]] = {}
-    for i, run in enumerate(runs):
-        if size > 1 and stackable(run):
-            s = run.settings
-            shared = {**run.config, "seed": None, "train": {**s.shared(), "plain": s.plain_sgd}}
-            key = json.dumps(shared, sort_keys=True)
-        else:
-            key = str(i)
-        groups.setdefault(key, []).append(run)
-    units = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
-    while len(units) < workers and max(map(len, units), default=1) > 1:
-        big = max(units, key=len)
-        units[units.index(big):units.index(big) + 1] = [big[:len(big) // 2], big[len(big) // 2:]]
-    return units
-
-
-def one_at_a_time(runs: list[Run]) -> set[str]:
-    """The optimisers (or ASAM) of ``runs`` that make a run train alone: the batched kernel does SGD only."""
-    return {"ASAM" if r.settings.asam_rho else r.settings.optimizer for r in runs
-            if r.settings.optimizer != "sgd" or r.settings.asam_rho}
 
 
 def _dataset(run: Run, values: dict) -> xr.Dataset:
@@ -150,7 +82,7 @@ def store_run(store: RunStore, run: Run, model: nn.Module, result: TrainResult, 
     """Evaluate a trained run and commit it to ``store``; returns its status (``done`` or ``diverged``)."""
     started = time.time()
     ds = _dataset(run, evaluate(run.config, model, test_set, result))
-    path = "stacked kernel" if stacked_kernel(model, run.settings) else "one model, autograd"
+    path = "stacked kernel" if can_train(model, run.settings) else "one model, autograd"
     status = "diverged" if result.diverged else "done"
     prov = provenance(str(test_set.x.device), path, train_time_s + time.time() - started, result.fit_step)
     store.commit(run.hash, netcdf.dumps(ds), weights_bytes(model),
@@ -235,8 +167,9 @@ def _train_claimed(store: RunStore, mine: list[Run], device: str, progress: bool
             _train_stack(store, mine, device, progress, report)
         except Unwritable:
             raise
-        except Exception:
-            pass  # the runs it did not store train one at a time below, each recording its own error
+        except Exception:  # the runs it did not store train one at a time below, each recording its own error
+            log.warning("a stack of %d runs raised; its unfinished runs train one at a time:\n%s", len(mine),
+                        traceback.format_exc())
         for run in mine:
             state = store.state(run.hash)
             if state.status in FINISHED:
