@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from lrsc.errors import ConfigError
+from lrsc.errors import ChapterFailed, ConfigError
 from lrsc.paths import project_root
 
 
@@ -126,7 +126,7 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
         papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name="python3", cwd=str(root),
                                    progress_bar=False)
     except papermill.PapermillExecutionError as e:
-        raise ConfigError(f"chapter {chapter} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
+        raise ChapterFailed(f"chapter {chapter} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
                           f"(the executed notebook is {tmp})") from None
     executed = nbformat.read(tmp, as_version=4)
     _show_parameters(executed, parameters)

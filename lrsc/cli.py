@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from lrsc.errors import ConfigError, RunsFailed
+from lrsc.errors import LrscError
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -142,20 +142,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command of ``argv``; returns the exit status (2 for bad input, 1 for failed runs,
-    130 when interrupted)."""
+    """Run the command of ``argv``; returns the exit status (an error's ``exit_code``, see
+    :mod:`lrsc.errors`: 2 for bad input, 1 for failed runs or chapters; 130 when interrupted)."""
     args = _parser().parse_args(argv)
     _log_to_stderr()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # SIGTERM stops a sweep as Ctrl-C does
     try:
         code = args.func(args)
-    except ConfigError as e:
+    except LrscError as e:
         print(f"lrsc: error: {e}", file=sys.stderr)
-        return 2
-    except RunsFailed as e:
-        print(f"lrsc: error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
     except KeyboardInterrupt:
         print("lrsc: error: interrupted; run the same command again to resume (finished runs are kept)",
               file=sys.stderr)

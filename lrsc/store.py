@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from lrsc.errors import ConfigError
+from lrsc.errors import ConfigError, LrscError
 
 FINISHED = ("done", "diverged")  # the statuses of a run with results
 STATUSES = ("pending", "running", "stale", "done", "diverged", "failed", "outdated", "damaged")
@@ -62,12 +62,12 @@ HOST = socket.gethostname()
 _WRITTEN: dict[str, tuple[int, int, str]] = {}  # path -> (bytes, mtime_ns, sha256) of files this process wrote
 
 
-class Unwritable(ConfigError):
+class Unwritable(LrscError):
     """A file could not be written (no permission, a read-only filesystem, a full disk); the message
     names the path and what to do. Nothing was half-written."""
 
 
-class Damaged(ConfigError):
+class Damaged(LrscError):
     """A stored file does not match its record's checksum (or is missing); the message names it."""
 
 

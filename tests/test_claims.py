@@ -10,7 +10,7 @@ import yaml
 import pandas as pd
 
 from lrsc import book, claims, report, variables, verdicts
-from lrsc.errors import ConfigError
+from lrsc.errors import ChapterFailed, ConfigError
 
 LRS = [0.01, 0.03, 0.1, 0.3]
 RISING = [[0.50, 0.52, 0.51], [0.55, 0.56, 0.54], [0.70, 0.71, 0.69], [0.80, 0.82, 0.81]]
@@ -167,5 +167,5 @@ def test_chapters_run_side_by_side_on_a_share_of_the_cores(tmp_path, monkeypatch
     times, jobs = book.chapter_times(tmp_path)
     assert list(times) == ["a", "b", "perf"] and jobs == 2  # titles: these pages have no heading
     (tmp_path / "book" / "b.py").write_text('# %% tags=["parameters"]\nx = 0\n# %%\nraise ValueError("bad b")\n')
-    with pytest.raises(book.ConfigError, match="chapter book/b failed in cell .*ValueError: bad b"):
+    with pytest.raises(ChapterFailed, match="chapter book/b failed in cell .*ValueError: bad b"):
         book.build_book(tmp_path, profile="p", only=["a", "b"], jobs=2)
