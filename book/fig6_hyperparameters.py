@@ -123,14 +123,14 @@ ch.figure("fig6_scatter", plots.hyperparameter_scatter(hyper.runs_frame({**resul
 # %% tags=["hide-input"]
 lines = {f"LR {small_lr:g}": results["weight_decay"]} if "weight_decay" in results else {}
 ch.figure("fig6_l2", plots.lines_over({**lines, f"LR {high_lr:g}": with_l2}, ("test_acc", "prunability", "csi"),
-                                      axis="weight_decay"))
+                                      dim="weight_decay"))
 ch.glue("fig6_l2_test_acc", ch.says("fig6.l2.acc"))
 ch.glue("fig6_l2_prunability", ch.says("fig6.l2.prune"))
 theirs = paper.tab2(dataset) or paper.tab2("colored_mnist")
 ch.glue("fig6_paper_combo", f"{paper.span(theirs['lr+l2']['test_acc'], True)} unbiased accuracy and prunability "
         f"{paper.span(theirs['lr+l2']['prunability'])}")
 ch.glue("fig6_paper_lr", f"{paper.span(theirs['lr']['test_acc'], True)} and {paper.span(theirs['lr']['prunability'])}")
-report.summary_table(with_l2, ("test_acc", "prunability", "csi"), axis="weight_decay")
+report.summary_table(with_l2, ("test_acc", "prunability", "csi"), dim="weight_decay")
 
 # %% [markdown]
 # ```{glue:figure} fig6_l2

@@ -92,11 +92,11 @@ report.settings_table(results)
 references = {f"constant LR {lr:g}": {v: float(report.scaled(constant, v).sel(lr=lr).mean("seed"))
                                       for v in ("test_acc", "prunability", "csi")} for lr in (high, low)}
 ch.figure("supp_switch", plots.lines_over({f"LR {high:g} → {low:g} after step t": switch.isel(lr=0)},
-                                          ("test_acc", "prunability", "csi"), axis="schedule_at", references=references))
+                                          ("test_acc", "prunability", "csi"), dim="schedule_at", references=references))
 rows = ch.table[ch.table.claim == "fig30.switch"]
 ch.glue("supp_switch_says", "; ".join(f"{r.setting}: {report.SHOWN[r.verdict]} ({r.text})" for _, r in rows.iterrows())
         or "not judged")
-report.summary_table(switch.isel(lr=0), ("test_acc", "prunability", "csi"), axis="schedule_at")
+report.summary_table(switch.isel(lr=0), ("test_acc", "prunability", "csi"), dim="schedule_at")
 
 # %% [markdown]
 # ```{glue:figure} supp_switch

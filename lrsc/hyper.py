@@ -25,8 +25,8 @@ def name(key: str) -> str:
     return "high LR + L2" if key == LR_PLUS_L2 else settings.TRAIN[key].name
 
 
-def axis(key: str) -> str:
-    """The swept axis of a results key."""
+def dim_of(key: str) -> str:
+    """The dim a results key sweeps."""
     return "weight_decay" if key == LR_PLUS_L2 else key
 
 
@@ -56,8 +56,8 @@ def ranges_table(results: dict[str, xr.Dataset], dataset: str,
     paper_rows = paper.tab2(dataset) or paper.tab2("colored_mnist")
     rows = {}
     for key, ds in results.items():
-        values = compared(ds, axis(key))
-        mean = ds[list(variables)].mean("seed").sel({axis(key): values})
+        values = compared(ds, dim_of(key))
+        mean = ds[list(variables)].mean("seed").sel({dim_of(key): values})
         row = {("range", "ours"): f"{min(values):g} – {max(values):g}" if values else "none compared"}
         if key in paper_rows:
             row[("range", "paper")] = "{:g} – {:g}".format(*paper_rows[key]["range"])
@@ -80,6 +80,6 @@ def runs_frame(results: dict[str, xr.Dataset],
     frames = []
     for key, ds in results.items():
         frame = ds[[*variables, "converged", "diverged"]].to_dataframe().reset_index()
-        frames.append(frame.rename(columns={axis(key): "value"}).assign(varied=name(key))
+        frames.append(frame.rename(columns={dim_of(key): "value"}).assign(varied=name(key))
                       [["varied", "value", "seed", "converged", "diverged", *variables]])
     return pd.concat(frames, ignore_index=True)

@@ -134,7 +134,7 @@ def both_verdict(ds: xr.Dataset, key: str = "lr", expected: int = 1) -> Verdict:
     """Unbiased accuracy and prunability both rise along ``key`` (moved the way it acts like a larger
     LR), or, with ``expected`` -1, not both."""
     sign = settings.TRAIN[key].like_lr or 1
-    parts = {phrase(v): verdicts.trend(ds, v, 1, axis=key, sign=sign) for v in ("test_acc", "prunability")}
+    parts = {phrase(v): verdicts.trend(ds, v, 1, dim=key, sign=sign) for v in ("test_acc", "prunability")}
     return verdicts.both(parts, expected)
 
 
@@ -191,7 +191,7 @@ def _l2_adds(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     ds = sweep.ds
     lr, ds = float(ds.lr[0]), ds.isel(lr=0)
     return [("", f"At LR {lr:g}, a larger L2 penalty raises {phrase(claim.variable)} (L2 adds to a large LR).",
-             verdicts.trend(ds, claim.variable, 1, axis="weight_decay"))]
+             verdicts.trend(ds, claim.variable, 1, dim="weight_decay"))]
 
 
 def _correlation(claim: Claim, res: Results, roles: Roles) -> list[Judged]:

@@ -47,17 +47,17 @@ def _with_seed(ds: xr.Dataset) -> xr.Dataset:
     return ds if "seed" in ds.dims else ds.expand_dims(seed=[0])
 
 
-def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, axis: str = "lr") -> None:
-    """Seed mean against LR (or another swept ``axis``), a band from the seed min to max; hollow
+def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, dim: str = "lr") -> None:
+    """Seed mean against LR (or another swept ``dim``), a band from the seed min to max; hollow
     markers where not every seed converged, crosses where a seed diverged. A log x axis, linear
     near 0 when the values include 0 (momentum, penalties)."""
     ds = _with_seed(ds)
-    x = ds[axis].values
+    x = ds[dim].values
     values = scaled(ds, var)
     mean, lo, hi = values.mean("seed"), values.min("seed"), values.max("seed")
     line, = ax.plot(x, mean, "-", color=color, label=label_)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ok = np.isin(x, compared(ds, axis))
+    ok = np.isin(x, compared(ds, dim))
     diverged = ds.diverged.any("seed").values if "diverged" in ds else np.zeros(len(x), bool)
     ax.plot(x[ok], mean.values[ok], "o", color=line.get_color())
     ax.plot(x[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
@@ -72,7 +72,7 @@ def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, a
     # Tick the swept values themselves: log-scale minor labels collide on short ranges.
     ax.set_xticks(x, [f"{v:g}" for v in x], fontsize=7)
     ax.minorticks_off()
-    ax.set_xlabel(settings.label(axis))
+    ax.set_xlabel(settings.label(dim))
 
 
 def _columns(n: int) -> int:
@@ -81,9 +81,9 @@ def _columns(n: int) -> int:
 
 
 def metrics_vs_lr(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "prunability", "act_comp", "act_sparsity"),
-                  title: str = "", axis: str = "lr") -> plt.Figure:
-    """One panel per metric against LR (or another swept ``axis``; log scale): seed mean, min–max
-    band; four panels as 2 x 2. Any dataset with an ``axis`` dim will do (a ``seed`` dim and the
+                  title: str = "", dim: str = "lr") -> plt.Figure:
+    """One panel per metric against LR (or another swept ``dim``; log scale): seed mean, min–max
+    band; four panels as 2 x 2. Any dataset with a ``dim`` dim will do (a ``seed`` dim and the
     ``converged`` / ``diverged`` flags are optional; see :func:`lrsc.collect.to_grid`).
 
     Filled dots: every seed reached 100% training accuracy (the LRs the paper compares);
@@ -95,7 +95,7 @@ def metrics_vs_lr(ds: xr.Dataset, variables: tuple[str, ...] = ("test_acc", "pru
     for ax in axes.flat[len(variables):]:
         ax.axis("off")
     for ax, var in zip(axes.flat, variables):
-        _line(ax, ds, var, axis=axis)
+        _line(ax, ds, var, dim=dim)
         ax.set_title(label(ds, var), fontsize=10)
     if title:
         fig.suptitle(title)
@@ -316,19 +316,19 @@ def persistence(stay: xr.Dataset, lrs: tuple[float, ...]) -> plt.Figure:
     return fig
 
 
-def prune_curves(ds: xr.Dataset, title: str = "", axis: str = "lr") -> plt.Figure:
+def prune_curves(ds: xr.Dataset, title: str = "", dim: str = "lr") -> plt.Figure:
     """Prunability shown whole: the accuracy kept after pruning, ``P_q`` (the stored
     ``prune_curve``), against the pruning fraction q at the smallest (blue) and largest (red)
-    compared value of ``axis``; seed mean, band from the seed min to max (any dataset with an
-    ``axis`` dim; seeds optional). Prunability is the mean of a curve over its q."""
+    compared value of ``dim``; seed mean, band from the seed min to max (any dataset with a
+    ``dim`` dim; seeds optional). Prunability is the mean of a curve over its q."""
     ds = _with_seed(ds)
-    ends = compared(ds, axis)
+    ends = compared(ds, dim)
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for value, color in ((ends[0], "tab:blue"), (ends[-1], "tab:red")) if len(ends) > 1 else \
             ((ends[0], "tab:blue"),) if ends else ():
-        curve = ds.prune_curve.sel({axis: value})
+        curve = ds.prune_curve.sel({dim: value})
         q = curve.prune_fraction.values
-        ax.plot(q, curve.mean("seed"), "o-", ms=3, color=color, label=f"{axis}={value:g}")
+        ax.plot(q, curve.mean("seed"), "o-", ms=3, color=color, label=f"{dim}={value:g}")
         ax.fill_between(q, curve.min("seed"), curve.max("seed"), color=color, alpha=0.2, linewidth=0)
     ax.axhline(1, color="black", lw=0.5, ls=":")
     ax.set_xlabel("pruning fraction q")
@@ -382,7 +382,7 @@ def hyperparameter_grid(results: dict, variables: tuple[str, ...] = ("test_acc",
                              squeeze=False)
     for row, (key, ds) in zip(axes, results.items()):
         for ax, var in zip(row, variables):
-            _line(ax, ds, var, axis=key)
+            _line(ax, ds, var, dim=key)
             ax.set_title(label(None, var), fontsize=9)
         row[0].set_ylabel((names or {}).get(key, key), fontsize=10, fontweight="bold")
     fig.tight_layout()
@@ -408,14 +408,14 @@ def hyperparameter_scatter(runs, x: str = "test_acc", y: str = "prunability",
     return fig
 
 
-def lines_over(panels: dict, variables: tuple[str, ...], axis: str, references: dict | None = None) -> plt.Figure:
-    """One panel per variable against ``axis``, one line per entry of ``panels`` (``{name: ds}``,
-    dims ``(axis, seed)``); ``references`` (``{name: {variable: value in display units}}``) are
+def lines_over(panels: dict, variables: tuple[str, ...], dim: str, references: dict | None = None) -> plt.Figure:
+    """One panel per variable against ``dim``, one line per entry of ``panels`` (``{name: ds}``,
+    dims ``(dim, seed)``); ``references`` (``{name: {variable: value in display units}}``) are
     drawn as horizontal dashed lines (e.g. constant-LR runs beside LR switches)."""
     fig, axes = plt.subplots(1, len(variables), figsize=(3.4 * len(variables), 2.9), squeeze=False)
     for ax, var in zip(axes[0], variables):
         for (name, ds), color in zip(panels.items(), plt.cm.tab10.colors):
-            _line(ax, ds, var, name, color=color, axis=axis)
+            _line(ax, ds, var, name, color=color, dim=dim)
         for (name, values), color in zip((references or {}).items(), plt.cm.Set2.colors):
             ax.axhline(values[var], ls="--", color=color, label=name)
         ax.set_title(label(None, var), fontsize=9)

@@ -33,17 +33,17 @@ def with_headers(table: pd.DataFrame, ds: xr.Dataset) -> pd.DataFrame:
     return table.rename(columns=names, level=0 if table.columns.nlevels > 1 else None)
 
 
-def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY, axis: str = "lr") -> pd.DataFrame:
-    """One row per value of ``axis``: the seed mean of each variable in its display units (the
+def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY, dim: str = "lr") -> pd.DataFrame:
+    """One row per value of ``dim``: the seed mean of each variable in its display units (the
     first with its seed standard deviation, ``± sd``), the mean steps, how many seeds met the
     stopping criterion (``conv.``) and diverged (``div.``), and whether the value is compared
-    (every seed converged, none diverged). Works on any dataset with an ``axis`` dim; ``seed``,
+    (every seed converged, none diverged). Works on any dataset with a ``dim`` dim; ``seed``,
     ``steps``, ``converged`` and ``diverged`` are optional."""
     if "seed" not in ds.dims:
         ds = ds.expand_dims(seed=[0])
-    chosen, rows = set(compared(ds, axis)), {}
-    for value in ds[axis].values:
-        sel, row = ds.sel({axis: value}), {}
+    chosen, rows = set(compared(ds, dim)), {}
+    for value in ds[dim].values:
+        sel, row = ds.sel({dim: value}), {}
         for k, var in enumerate(v for v in variables if v in ds):
             digits = look(ds, var).digits
             values = scaled(sel, var)
@@ -57,7 +57,7 @@ def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY, axis: st
             row["div."] = int(sel.diverged.sum())
         row["compared"] = "yes" if value in chosen else "no"
         rows[value.item() if hasattr(value, "item") else value] = row
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(settings.label(axis))
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(settings.label(dim))
 
 
 def _shortest(value: object) -> object:

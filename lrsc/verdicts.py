@@ -163,13 +163,13 @@ def from_effects(effects: Sequence[float], expected: int, *, points: int, units:
     return Verdict(verdict, mean, low, high, n, points, units, reason, p, side=side, sesoi=sesoi, needed=needed)
 
 
-def compared(ds: xr.Dataset, axis: str = "lr") -> list:
-    """The values of ``axis`` at which every seed met its stopping criterion and none diverged,
+def compared(ds: xr.Dataset, dim: str = "lr") -> list:
+    """The values of ``dim`` at which every seed met its stopping criterion and none diverged,
     ascending (all of them for a dataset without ``converged`` / ``diverged``)."""
     ok = ds["converged"] & ~ds["diverged"] if "converged" in ds and "diverged" in ds else None
-    values = ds[axis].values
+    values = ds[dim].values
     if ok is not None:
-        ok = ok.all([d for d in ok.dims if d != axis]) if ok.ndim > 1 else ok
+        ok = ok.all([d for d in ok.dims if d != dim]) if ok.ndim > 1 else ok
         values = values[ok.values]
     return sorted(values.tolist())
 
@@ -221,14 +221,14 @@ def learns(ds: xr.Dataset) -> str:
             f"against {100 * chance:.0f}% by chance; a claim needs at least {100 * need:.0f}%")
 
 
-def trend(ds: xr.Dataset, var: str, expected: int = 1, axis: str = "lr", sign: int = 1) -> Verdict:
-    """Whether ``var`` moves with ``axis`` as claimed (``expected`` +1 rises, -1 falls, 0 moves).
+def trend(ds: xr.Dataset, var: str, expected: int = 1, dim: str = "lr", sign: int = 1) -> Verdict:
+    """Whether ``var`` moves with ``dim`` as claimed (``expected`` +1 rises, -1 falls, 0 moves).
 
-    Over the compared values of ``axis`` (:func:`compared`: every seed met its stopping
+    Over the compared values of ``dim`` (:func:`compared`: every seed met its stopping
     criterion, none diverged), each seed's effect is the mean over the upper half minus the
     mean over the lower half (the middle value of an odd number goes to neither), times
     ``sign`` (-1 for a setting that acts like a larger LR as it *falls*, e.g. the batch size),
-    in display units. ``ds`` has dims ``(axis, seed)``; a dataset without a ``seed`` dim is one
+    in display units. ``ds`` has dims ``(dim, seed)``; a dataset without a ``seed`` dim is one
     seed. Preconditions, each an *untestable* verdict with its reason when unmet:
     :data:`MIN_SEEDS` seeds, two compared values, a setting that learns its task
     (:func:`learns`), a defined variable; and see the module docstring for bounds.
@@ -236,21 +236,21 @@ def trend(ds: xr.Dataset, var: str, expected: int = 1, axis: str = "lr", sign: i
     if "seed" not in ds[var].dims:
         ds = ds.expand_dims(seed=[0])
     look = presentation(ds[var])
-    values = compared(ds, axis)
+    values = compared(ds, dim)
     if len(values) < 2:
-        dropped = [v for v in ds[axis].values.tolist() if v not in values]
-        why = f"; left out: {axis} {', '.join(f'{v:g}' for v in dropped)} (some seed did not meet its stopping " \
+        dropped = [v for v in ds[dim].values.tolist() if v not in values]
+        why = f"; left out: {dim} {', '.join(f'{v:g}' for v in dropped)} (some seed did not meet its stopping " \
               f"criterion or diverged)" if dropped else ""
         return Verdict("untestable", seeds=ds.sizes["seed"], points=len(values), units=look.effect_units,
-                       reason=f"fewer than two compared {axis} values ({len(values)}){why}")
+                       reason=f"fewer than two compared {dim} values ({len(values)}){why}")
     fails = learns(ds)
     if fails:
         return Verdict("untestable", seeds=ds.sizes["seed"], points=len(values), units=look.effect_units,
                        reason=fails)
-    da = ds[var].sel({axis: values})
+    da = ds[var].sel({dim: values})
     half = len(values) // 2
-    lower, upper = da.isel({axis: slice(0, half)}), da.isel({axis: slice(len(values) - half, None)})
-    effects = (sign * look.scale * (upper.mean(axis) - lower.mean(axis))).values
+    lower, upper = da.isel({dim: slice(0, half)}), da.isel({dim: slice(len(values) - half, None)})
+    effects = (sign * look.scale * (upper.mean(dim) - lower.mean(dim))).values
     return from_effects(effects, expected, points=len(values), units=look.effect_units, sesoi=look.sesoi,
                         stuck=stuck(da.mean("seed").values, look))
 

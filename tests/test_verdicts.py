@@ -129,7 +129,7 @@ def test_a_setting_that_does_not_learn_its_task_is_untestable():
 def test_any_axis_and_a_setting_that_acts_as_a_smaller_value():
     ds = _sweep(RISING).rename(lr="batch_size").assign_coords(batch_size=[10, 25, 50, 100])
     # accuracy rises with the batch size, so it falls as the batch shrinks (which acts like a larger LR)
-    assert verdicts.trend(ds, "test_acc", axis="batch_size", sign=-1).verdict == "disagrees"
+    assert verdicts.trend(ds, "test_acc", dim="batch_size", sign=-1).verdict == "disagrees"
 
 
 def test_contrast_and_both():
