@@ -69,7 +69,7 @@ def why_outdated(record: dict, config: dict, code: dict) -> str:
     fingerprints ``code`` (``{"dataset": ..., "model": ...}``); ``""`` when it is."""
     stored_code = record.get("code")
     if not isinstance(stored_code, dict) or "hashed" not in record:
-        return "stored without the fingerprints of the code that made it (by an older lrsc)"
+        return "stored without the fingerprints of the code that made it (its record lacks them)"
     diffs = differences(record.get("config", {}), config)
     if diffs:
         more = f" and {len(diffs) - SHOWN} more" if len(diffs) > SHOWN else ""

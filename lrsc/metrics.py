@@ -1,4 +1,4 @@
-"""Metrics exactly as SPEC §4 defines them.
+"""The paper's metrics, each as its definition below states.
 
 Vector metrics take ``x`` of shape ``(..., d)`` and return one value per vector,
 shape ``(...)``. Accuracies are fractions in [0, 1].
@@ -95,7 +95,7 @@ def class_separation(h: torch.Tensor, labels: torch.Tensor) -> float:
 
 def selectivity(h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Coverage-scaled selectivity index of each unit of ``h`` ``(n, d)`` for ``labels`` ``(n,)``
-    (Leavitt & Morcos 2021, as SPEC §4): with ``mu_k`` the unit's mean activation over the
+    (Leavitt & Morcos 2021): with ``mu_k`` the unit's mean activation over the
     samples of label ``k``, ``mu_max = max_k mu_k`` and ``mu_rest`` the mean of the other
     labels' means, ``(mu_max - mu_rest) / (mu_max + mu_rest)`` times the fraction of the
     argmax label's samples on which the unit is > 0. Shape ``(d,)``; NaN for a unit that
@@ -140,7 +140,7 @@ def attribution_entropy(attr: torch.Tensor, channels: bool = True) -> torch.Tens
 
     attr: ``(n, C, H, W)`` images (|attribution| summed over channels first when ``channels``)
     or ``(n, d)`` vectors. ``p_i = |A_i| / sum_j |A_j|``; ``H = -sum_i p_i log p_i / log(#positions)``
-    (SPEC §6; the division is our choice). Shape ``(n,)``; NaN for an all-zero map.
+    (the division is our choice). Shape ``(n,)``; NaN for an all-zero map.
     0 means all attribution on one position, 1 spread evenly over all of them.
     """
     a = attr.abs()

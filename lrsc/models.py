@@ -12,7 +12,6 @@ for CPU runs); what pruning means for them is said above :class:`SwinT`.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from lrsc.datasets import as_inputs
 from lrsc.errors import ConfigError
-from lrsc.registry import Registry, builder_params, normalise_params
+from lrsc.registry import Registry, normalise_params
 
 _DATA_ARGS = ("input_shape", "num_classes")  # supplied by the dataset, not by the user
 REGISTRY: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -72,11 +71,6 @@ def resources(name: str) -> dict:
     """What one work unit of model ``name`` asks a cluster for by default (``{}``: the engine's defaults)."""
     REGISTRY.get(name)  # an unknown name is a ConfigError listing the valid ones
     return dict(RESOURCES.get(name, {}))
-
-
-def params_of(name: str) -> dict[str, inspect.Parameter]:
-    """The user-tunable parameters of model ``name``, by name."""
-    return builder_params(REGISTRY.get(name), skip=_DATA_ARGS)
 
 
 def normalise(name: str, params: dict) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TAB1_SOURCE = "supplement D.3, Tab. 1 (value ranges for figures)"
 TAB1_COLUMNS = ("lr", "test_acc", "prunability", "act_comp", "csi", "class_sep")
 # (dataset, model) -> (min, max) per column, as printed; keys use lrsc's registry names, and the two rows without an
 # lrsc counterpart keep descriptive names.
@@ -41,7 +40,6 @@ TAB1: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {
     ("parity", "fcn"): ((0.01, 0.75), (55.31, 85.663), (0.56, 0.782), (0.333, 0.679), (0.032, 0.152), (0.008, 0.136)),
 }
 
-TAB2_SOURCE = "supplement D.3, Tab. 2 (value ranges for figures), ResNet18"
 TAB2_COLUMNS = ("range", "test_acc", "prunability", "csi")
 # dataset -> setting -> (min, max) per column. The paper's batch-size range is printed as 1 / batch size.
 TAB2: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {

@@ -34,8 +34,6 @@ from lrsc.settings import TrainSettings
 from lrsc.stacked import can_train, train_batched
 from lrsc.stopping import Monitor, TrainResult, finite_params
 
-__all__ = ["TrainResult", "TrainSettings", "finite_params", "train"]
-
 
 @contextmanager
 def _global_rngs(seed: int) -> Iterator[None]:

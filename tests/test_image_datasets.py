@@ -1,4 +1,4 @@
-"""The four image datasets with spurious correlations (SPEC §1).
+"""The four image datasets with spurious correlations.
 
 Needs real MNIST and CIFAR-10: set LRSC_DATA to a data root in torchvision's layout
 (``shared/data`` works); without it every test here is skipped. Builds are small

@@ -1,4 +1,4 @@
-"""Known-answer tests for every metric of SPEC §4."""
+"""Known-answer tests for every metric the paper defines."""
 import math
 
 import pytest

@@ -3,21 +3,20 @@
 ``build("parity", seed=0, rho=0.05)`` returns ``(train, test)``, two :class:`Split`
 objects. Every builder is registered with :func:`register` together with its check;
 the builder's keyword arguments, their types and defaults are its parameters
-(``params_of(name)`` lists them). ``check(name, params)`` validates them without
+(the book's Definitions page lists them). ``check(name, params)`` validates them without
 building anything (types, ranges, sizes against the source data, the data root and its
 layout) and says what the dataset will hold (:class:`Info`), so a sweep can refuse a
 bad grid before any run starts.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from lrsc.errors import ConfigError
-from lrsc.registry import Registry, builder_params, normalise_params
+from lrsc.registry import Registry, normalise_params
 
 
 @dataclass
@@ -129,11 +128,6 @@ def register(name: str, check: Check, *, replace: bool = False) -> Callable[[Bui
 
 def names() -> list[str]:
     return REGISTRY.names()
-
-
-def params_of(name: str) -> dict[str, inspect.Parameter]:
-    """The tunable parameters of dataset ``name`` (all but ``seed``), by name."""
-    return builder_params(REGISTRY.get(name)[0], skip=("seed",))
 
 
 def normalise(name: str, params: dict) -> dict:

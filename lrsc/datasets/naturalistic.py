@@ -1,4 +1,4 @@
-"""Naturalistic spurious correlations: CelebA and Waterbirds (SPEC §1; the paper's Fig. 7 and
+"""Naturalistic spurious correlations: CelebA and Waterbirds (the paper's Fig. 7 and
 its supplement's Waterbirds figure), read from their usual on-disk layouts.
 
 Both have two classes and a binary spurious attribute, so four groups ``(y, b)``; the
@@ -9,8 +9,7 @@ which makes ``Split.conflicting`` the minority groups' samples:
 * Waterbirds (Sagawa et al. 2020): ``y`` = 1 for a waterbird, ``b`` = ``place``, 1 for a
   water background. The training set is 95% aligned; the test set is balanced over places
   within each class.
-* CelebA, ``target="blond"`` (the literature's usual task, Sagawa et al. 2020, and SPEC's
-  table): ``y`` = Blond_Hair, ``b`` = 1 - Male (1 = female). Blond hair goes with women:
+* CelebA, ``target="blond"`` (the literature's usual task, Sagawa et al. 2020): ``y`` = Blond_Hair, ``b`` = 1 - Male (1 = female). Blond hair goes with women:
   the rarest group is blond men (about 1% of the training set).
 * CelebA, ``target="gender"`` (the task the paper's text describes: gender the core, hair
   colour the spurious feature): ``y`` = Male, ``b`` = 1 - Blond_Hair (1 = not blond), so that
@@ -106,7 +105,7 @@ def celeba(*, seed: int = 0, target: str = "blond", n_train: int | None = None, 
     """CelebA with a natural spurious correlation: images float32 in [0, 1], ``(n, 3, image_size,
     image_size)``; 2 classes, 2 bias values, 4 groups (see the module docstring for the coding).
 
-    ``target``: ``"blond"`` (y = blond hair, b = female; the literature's and SPEC's choice) or
+    ``target``: ``"blond"`` (y = blond hair, b = female; the literature's choice) or
     ``"gender"`` (y = male, b = not blond; the paper's text). ``n_train`` / ``n_test``: images
     drawn with the seed from the official train (162770) / test (19962) partitions (None: all).
     ``data_root``: folder holding ``celeba/`` in torchvision's layout.

@@ -1,4 +1,4 @@
-"""The parity dataset (SPEC §1; the paper's Fig. 3).
+"""The parity dataset (the paper's Fig. 3).
 
 Each input is ``n_core + n_spu + n_noise`` bits. The label ``y`` is the parity of the
 core bits, the bias label ``b`` the parity of the (fewer, hence simpler) spurious bits,

@@ -1,4 +1,4 @@
-"""Standard classification: CIFAR-10, CIFAR-100 and ImageNet-1k (SPEC §1; the paper's Fig. 8, 10, 11).
+"""Standard classification: CIFAR-10, CIFAR-100 and ImageNet-1k (the paper's Fig. 8, 10, 11).
 
 These sets carry no known spurious feature, so the bias label is the class itself: ``b = y``
 and ``num_bias = num_classes``. Then
