@@ -126,7 +126,7 @@ ch.figure("fig6_l2", plots.lines_over({**lines, f"LR {high_lr:g}": with_l2}, ("t
                                       dim="weight_decay"))
 ch.glue("fig6_l2_test_acc", ch.says("fig6.l2.acc"))
 ch.glue("fig6_l2_prunability", ch.says("fig6.l2.prune"))
-theirs = paper.tab2(dataset) or paper.tab2("colored_mnist")
+theirs = hyper.paper_tab2(dataset)
 ch.glue("fig6_paper_combo", f"{paper.span(theirs['lr+l2']['test_acc'], True)} unbiased accuracy and prunability "
         f"{paper.span(theirs['lr+l2']['prunability'])}")
 ch.glue("fig6_paper_lr", f"{paper.span(theirs['lr']['test_acc'], True)} and {paper.span(theirs['lr']['prunability'])}")

@@ -32,7 +32,7 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from lrsc.bench import run, stored
+from lrsc.bench import run, runner, stored
 from lrsc.book import chapter_times
 from lrsc.paths import resolve
 from lrsc.settings import TrainSettings
@@ -76,14 +76,7 @@ for key, name in (("step_share_wide", "step_wide_percent"), ("step_share_thin", 
                   ("sequential_flops_fraction", "sequential_flops_percent"),
                   ("cnn_flops_fraction", "cnn_flops_percent")):
     glue(name, 100 * summary[key], display=False)
-layout_says = {}
-for width in ("0.125", "0.25"):
-    low, high = summary[f"channels_last_speedup_cnn_w{width.replace('.', '')}_range"]
-    said = "faster" if low > 1 else "slower" if high < 1 else "neither clearly faster nor slower"
-    layout_says.setdefault(said, []).append(width)
-glue("channels_last_says", "; ".join(f"{said} at width{'s' * (len(widths) > 1)} {' and '.join(widths)}"
-                                     for said, widths in layout_says.items())
-     + " (faster: every single round's ratio above 1; slower: every one below)", display=False)
+glue("channels_last_says", runner.layout_says(summary), display=False)
 glue("run_threads", THREADS, display=False)
 glue("device_name", "CPU" if summary["device"] == "cpu" else summary["device"], display=False)
 glue("cnn_batch_mate_diff", summary["batch_mate_weight_diff_cnn"], display=False)

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from lrsc import paper, settings
+from lrsc.results import look
 from lrsc.verdicts import compared
 
 LR_PLUS_L2 = "lr+l2"  # results key of "high LR + L2": the L2 penalty swept at the large LR
@@ -39,9 +40,18 @@ def changes(key: str, values: list, lr: float, seeds: list[int] | None = None) -
 PAPER_ROWS = {"colored_mnist": "Colored MNIST", "mnist_cifar": "MNIST-CIFAR", "double_mnist": "Double MNIST"}
 
 
+STAND_IN = "colored_mnist"  # whose Tab. 2 rows stand beside a dataset the paper's Tab. 2 lacks
+
+
+def paper_tab2(dataset: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """The paper's Tab. 2 rows set beside a sweep of ``dataset``: its own, or :data:`STAND_IN`'s
+    for a dataset the table lacks (:func:`paper_rows` says which in words)."""
+    return paper.tab2(dataset) or paper.tab2(STAND_IN)
+
+
 def paper_rows(dataset: str) -> str:
-    """Which of the paper's Tab. 2 rows :func:`ranges_table` sets beside a sweep of ``dataset``, in words:
-    the dataset's own, or, for a dataset the paper's Tab. 2 lacks, Colored MNIST's, said as such."""
+    """Which of the paper's Tab. 2 rows :func:`paper_tab2` gives for ``dataset``, in words: the
+    dataset's own, or, for a dataset the paper's Tab. 2 lacks, Colored MNIST's, said as such."""
     if dataset in PAPER_ROWS:
         return PAPER_ROWS[dataset]
     return f"Colored MNIST (the paper's Tab. 2 has no {dataset} rows; Colored MNIST's stand in, a different task)"
@@ -51,9 +61,9 @@ def ranges_table(results: dict[str, xr.Dataset], dataset: str,
                  variables: tuple[str, ...] = ("test_acc", "prunability", "csi")) -> pd.DataFrame:
     """Tab. 2: per hyperparameter of ``results`` (``{key: ds}``, dims ``(key, seed)``), its swept
     range and the min and max of each variable's seed mean over the compared values (every seed
-    converged), each independently, beside the paper's row for ``dataset`` where it has one (the
+    converged), each independently, beside the paper's rows (:func:`paper_tab2`; the
     paper prints the batch size as 1 / batch size); accuracies in %."""
-    paper_rows = paper.tab2(dataset) or paper.tab2("colored_mnist")
+    paper_rows = paper_tab2(dataset)
     rows = {}
     for key, ds in results.items():
         values = compared(ds, dim_of(key))
@@ -62,8 +72,7 @@ def ranges_table(results: dict[str, xr.Dataset], dataset: str,
         if key in paper_rows:
             row[("range", "paper")] = "{:g} – {:g}".format(*paper_rows[key]["range"])
         for var in variables:
-            scale = float(ds[var].attrs.get("display_scale", 1.0))
-            v = mean[var].values * scale
+            v = mean[var].values * look(ds, var).scale
             row[(var, "min")], row[(var, "max")] = (np.nanmin(v), np.nanmax(v)) if len(v) else (np.nan, np.nan)
             if key in paper_rows and var in paper_rows[key]:
                 row[(var, "paper min")], row[(var, "paper max")] = paper_rows[key][var]

@@ -35,6 +35,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from lrsc.results import look as presentation_of
 from lrsc.variables import Presentation
 
 LEVEL = 0.90  # the two-sided level of every interval
@@ -174,11 +175,6 @@ def compared(ds: xr.Dataset, dim: str = "lr") -> list:
     return sorted(values.tolist())
 
 
-def presentation(da: xr.DataArray) -> Presentation:
-    """How variable ``da`` is shown and judged, from its stored attributes."""
-    return Presentation.of(da.attrs, str(da.name))
-
-
 def stuck(means: np.ndarray, look: Presentation) -> str:
     """Why the seed means (stored units) cannot show an effect: every one within the smallest
     effect of interest of the variable's ceiling, or of its floor (else ``""``)."""
@@ -235,7 +231,7 @@ def trend(ds: xr.Dataset, var: str, expected: int = 1, dim: str = "lr", sign: in
     """
     if "seed" not in ds[var].dims:
         ds = ds.expand_dims(seed=[0])
-    look = presentation(ds[var])
+    look = presentation_of(ds, var)
     values = compared(ds, dim)
     if len(values) < 2:
         dropped = [v for v in ds[dim].values.tolist() if v not in values]

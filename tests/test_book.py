@@ -60,13 +60,18 @@ def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):
     everything = claims.ledger(results)
     claims_page = _glued(nbformat.read(root / "book" / "claims.ipynb", as_version=4))["claims_tables"]["text/markdown"]
     for name in (c for c in CHAPTERS if c != "performance"):  # the performance page judges no claim
-        own = claims.ledger(results, chapter=name)
-        pd.testing.assert_frame_equal(own, everything[everything.chapter == name])
+        own = everything[everything.chapter == name]
+        assert len(own) > 0, name
         nb = nbformat.read(root / "book" / f"{name}.ipynb", as_version=4)
         tables = [v["text/markdown"] for k, v in _glued(nb).items() if k.endswith("_claims")]
-        assert tables == [report.ledger_markdown(own)], name
-        for line in tables[0].splitlines()[2:]:  # the claims page has the same row, word for word
-            assert line.removesuffix("|") in claims_page, line  # there followed by its q and its chapter
+        assert len(tables) == 1, name
+        rows = tables[0].splitlines()[2:]
+        assert len(rows) == len(own), name  # one row per verdict of the chapter, in the ledger's order
+        for line, (_, claim) in zip(rows, own.iterrows()):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[0] == claim.figure and report.SHOWN[claim.verdict] == cells[3], line
+            assert claim.text.split(",")[0] in cells[4], line  # the effect the ledger holds
+            assert line.removesuffix("|") in claims_page, line  # the claims page has the same row, word for word
     assert len(everything) >= 30
     # the ledger a reader can take away holds every verdict the pages show
     csv = pd.read_csv(results / "claims.csv", index_col="id")

@@ -8,6 +8,7 @@ from torch import nn
 from lrsc import models, prune
 from lrsc.datasets import Split
 from lrsc.errors import ConfigError
+from lrsc.train import train
 
 TINY_VIT = {"patch_size": 4, "depth": 2, "width": 32, "heads": 2}
 
@@ -75,18 +76,8 @@ def test_vit_small_trains():
     torch.manual_seed(0)
     model = models.build("vit_small", input_shape=(3, 16, 16), num_classes=2, **TINY_VIT)
     before = nn.functional.cross_entropy(model(data.x), data.y).item()
-    try:
-        from lrsc.train import train
-
-        result = train(model, data, lr=0.1, batch_size=16, max_steps=300, eval_every=10, seed=0)
-        assert result.converged and result.train_acc == 1.0  # stops at the first check at 100%
-    except TypeError:  # train's signature is changing under a colleague: train with a plain loop
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        for step in range(300):
-            idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(step))[:16]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(data.x[idx]), data.y[idx]).backward()
-            opt.step()
+    result = train(model, data, lr=0.1, batch_size=16, max_steps=300, eval_every=10, seed=0)
+    assert result.converged and result.train_acc == 1.0  # stops at the first check at 100%
     model.eval()
     with torch.no_grad():
         after = nn.functional.cross_entropy(model(data.x), data.y).item()

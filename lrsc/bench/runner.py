@@ -197,3 +197,20 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def ratio_says(low: float, high: float) -> str:
+    """A speed ratio's finding from the range of its per-round ratios (above 1 is a gain):
+    ``faster`` when every round's ratio is above 1, ``slower`` when every one is below."""
+    return "faster" if low > 1 else "slower" if high < 1 else "neither clearly faster nor slower"
+
+
+def layout_says(summary: dict, widths: tuple[str, ...] = ("0.125", "0.25")) -> str:
+    """What the ``channels_last`` rows of a benchmark ``summary`` find, width by width, in words,
+    e.g. ``slower at widths 0.125 and 0.25 (faster: ...)``: widths with the same finding share a clause."""
+    found: dict[str, list[str]] = {}
+    for width in widths:
+        found.setdefault(ratio_says(*summary[f"channels_last_speedup_cnn_w{width.replace('.', '')}_range"]),
+                         []).append(width)
+    return "; ".join(f"{said} at width{'s' * (len(ws) > 1)} {' and '.join(ws)}" for said, ws in found.items()) \
+        + " (faster: every single round's ratio above 1; slower: every one below)"

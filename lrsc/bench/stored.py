@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 import lrsc
+from lrsc.store import write_text
 
 FORMAT = 2  # raised whenever the summary's keys change, so an older record is measured again
 
@@ -42,8 +43,5 @@ def save(path: str | Path, want: dict, rows: list[dict], summary: dict) -> dict:
     path = Path(path)
     record = {"identity": want, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "summary": summary, "rows": rows}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)  # a build stopped mid-write leaves the old file, not half a new one
+    write_text(json.dumps(record, indent=1), path)  # a build stopped mid-write leaves the old file
     return record

@@ -21,7 +21,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from lrsc.datasets import Info, Split, biased_bias, check_rho
 from lrsc.errors import ConfigError
 from lrsc.seeding import generator
+from lrsc.store import Unwritable, atomic
 
 # Bump when the stored arrays of any image dataset change meaning, to orphan old caches.
 CACHE_VERSION = 1
@@ -227,16 +227,9 @@ def _save_atomic(arrays: Arrays, path: Path) -> None:
     # Parallel sweep workers may build the same dataset; write-then-rename means a
     # reader never sees a half-written file, and the last writer simply wins.
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(arrays, f)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as err:
+        with atomic(path) as tmp:
+            torch.save(arrays, tmp)
+    except (Unwritable, OSError) as err:  # a cache: without it the dataset is rebuilt
         warnings.warn(f"could not cache the dataset at {path} ({err}); it will be rebuilt next time", stacklevel=5)
 
 
