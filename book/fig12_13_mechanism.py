@@ -80,13 +80,13 @@ mechanism.correlations(runs).round(3)
 
 # %% tags=["hide-input"]
 traces = ("bc_loss", "ba_loss", "confident_bc", "bc_loss_ratio", "logit_norm", "param_norm")
-ch.figure("fig13_dynamics", plots.dynamics(dyn, (lo, hi), seed, traces, smooth=smooth))
+ch.figure("fig13_dynamics", plots.traces(dyn, (lo, hi), seed, traces, smooth=smooth))
 ch.glue("fig13_lo", lo)
 ch.glue("fig13_hi", hi)
 ch.glue("fig13_seed", seed)
 for short in ("logit", "param", "confident"):
     ch.glue(f"fig13_{short}_says", ch.says(f"fig13.{short}", trend=False))
-mechanism.readable(mechanism.dynamics(dyn).to_dataframe().unstack("end").round(3))
+mechanism.readable(mechanism.dynamics_ends(dyn).to_dataframe().unstack("end").round(3))
 
 # %% [markdown]
 # ## Fig. 13: training dynamics at a low and a high LR

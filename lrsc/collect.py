@@ -27,7 +27,7 @@ from lrsc.store import FINISHED, STATUS_DEFINITION, RunStore
 log = logging.getLogger("lrsc")
 
 
-def load(path: str | Path) -> xr.Dataset:
+def read_results(path: str | Path) -> xr.Dataset:
     """Load a stored dataset fully into memory (the file is closed on return)."""
     return netcdf.loads(Path(path).read_bytes())
 
@@ -76,7 +76,7 @@ def up_to_date(out_dir: str | Path) -> xr.Dataset | None:
             stored = head.attrs.get("fingerprint")
     except (OSError, ValueError):
         return None
-    return load(path) if stored == fingerprint(out_dir) else None
+    return read_results(path) if stored == fingerprint(out_dir) else None
 
 
 def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:

@@ -18,14 +18,14 @@ from torch import nn
 
 from lrsc import datasets, metrics, sweepdir
 from lrsc.attribution import background_masks, background_share, deeplift, integrated_gradients
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.mechanism import load_model, low_high
 
 
 def end_models(out_dir: str | Path) -> tuple[datasets.Split, dict[tuple[float, int], nn.Module], tuple[float, float]]:
     """The official test split of the sweep's dataset, the trained models at its smallest and
     largest compared LR by ``(lr, seed)``, and those two LRs."""
-    ds = load(Path(out_dir) / "results.nc")
+    ds = read_results(Path(out_dir) / "results.nc")
     lo, hi = low_high(ds)
     cfg = sweepdir.read_config(out_dir)
     with warnings.catch_warnings():

@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 import xarray as xr
 
 from lrsc import mechanism, settings, soup, sweepdir, variables, verdicts
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.results import config, look, title
 from lrsc.verdicts import Verdict, compared
 
@@ -55,7 +55,7 @@ class Results:
     def sweep(self, folder: str) -> xr.Dataset | None:
         """The collected sweep of ``folder`` (its ``results.nc``), or None when none is stored."""
         path = self.root / folder / "results.nc"
-        return load(path) if path.is_file() else None
+        return read_results(path) if path.is_file() else None
 
     @lru_cache(maxsize=None)
     def derived(self, folder: str, name: str) -> xr.Dataset | None:
@@ -230,7 +230,7 @@ def _dynamics(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     ds = sweep.ds
     if len(compared(ds)) < 2:
         return [("", f"{DYNAMICS[claim.variable]}.", Verdict("untestable", reason="fewer than two compared LRs"))]
-    d = mechanism.dynamics(ds)
+    d = mechanism.dynamics_ends(ds)
     pair = f"LR {d.attrs['hi']:g} against {d.attrs['lo']:g}"
     var = claim.variable
     return [("", f"{DYNAMICS[var]} ({pair}, over the steps both took).",

@@ -140,7 +140,7 @@ def scaling_by_seed(out_dir: str | Path, lr: float, seeds: Sequence[int], alphas
     return ds
 
 
-def dynamics(ds: xr.Dataset) -> xr.Dataset:
+def dynamics_ends(ds: xr.Dataset) -> xr.Dataset:
     """Fig. 13 per seed, comparing the smallest and largest compared LR over the steps both runs of a
     seed took: the last recorded logit and parameter norms, and the peaks of the confidently
     mispredicted BC share and of the BC loss ratio; dims ``(end, seed)`` with ``end`` low, high."""

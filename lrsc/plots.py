@@ -251,7 +251,7 @@ def runs_scatter(runs, x: str = "max_bc_loss_ratio", y: str = "test_acc", title:
     return fig
 
 
-def dynamics(ds: xr.Dataset, lrs: tuple[float, ...], seed: int, variables: tuple[str, ...], smooth: int = 50,
+def traces(ds: xr.Dataset, lrs: tuple[float, ...], seed: int, variables: tuple[str, ...], smooth: int = 50,
              cols: int = 3) -> plt.Figure:
     """Per-step traces ``variables`` of one seed at each LR of ``lrs``, one panel per variable
     (running mean over ``smooth`` records; the x axis is the training step)."""

@@ -7,7 +7,7 @@ import torch
 import xarray as xr
 
 from lrsc import config, plan, sweep, worker
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.datasets import Split
 from lrsc.models import build
 from lrsc.records import RECORDS
@@ -115,7 +115,7 @@ def test_batches_group_only_per_model_settings_and_seed():
 
 
 def _stored(out, run_hash: str) -> xr.Dataset:
-    return load(RunStore(default_store(out)).path(run_hash, "nc"))
+    return read_results(RunStore(default_store(out)).path(run_hash, "nc"))
 
 
 def test_sweep_same_with_and_without_batching_and_any_batch_mates(tmp_path, tiny_parity, monkeypatch):

@@ -18,7 +18,7 @@ import yaml
 
 from lrsc import config, engines, models, plan, runs, sweep, worker
 from lrsc.cli import main
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.errors import ConfigError, RunsFailed
 
 from conftest import TINY_PARITY, records, run_store
@@ -65,10 +65,10 @@ def test_killed_sweep_resumes_only_unfinished_runs(tmp_path, tiny_parity, refere
     assert {h for h, pid in pids.items() if pid == proc.pid} == before  # finished runs were not redone
     assert all(pid == os.getpid() for h, pid in pids.items() if h not in before)
     assert len(pids) == 4 and {r["status"] for r in records(out).values()} == {"done"}
-    _same(load(out / "results.nc"), reference)
+    _same(read_results(out / "results.nc"), reference)
     (out / "results.nc").unlink()
     assert main(["collect", str(out)]) == 0
-    _same(load(out / "results.nc"), reference)
+    _same(read_results(out / "results.nc"), reference)
 
 
 def test_dask_worker_processes_give_identical_results(tmp_path, tiny_parity, reference):
@@ -179,7 +179,7 @@ def test_retries_are_bounded_then_the_unit_fails(tmp_path, tiny_parity, monkeypa
     out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match=r"1 of 2 runs failed; the first \(\w+\): ConnectionError: worker lost"):
         sweep.run_sweep(tiny_parity, out, device="cpu", progress=False, models_at_once=1, retries=2)
-    ds = load(out / "results.nc")
+    ds = read_results(out / "results.nc")
     assert LosesSeedOne.submitted == [0, 1, 1, 1]  # the lost unit: its first try and two retries
     assert ds.status.values.tolist() == [["done", "failed"]]
     failed = records(out)[plan.plan(tiny_parity)[1][1].hash]
@@ -199,7 +199,7 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, tiny_parity, 
     out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match="2 of 4 runs failed; the first .*: ValueError: broken data"):
         sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
-    ds = load(out / "results.nc")  # written all the same: the failures are NaN with a status
+    ds = read_results(out / "results.nc")  # written all the same: the failures are NaN with a status
     assert ds.status.values.tolist() == [[["done", "done"]], [["failed", "failed"]]]
     assert np.isnan(ds.test_acc.sel(n_train=200)).all() and np.isfinite(ds.test_acc.sel(n_train=300)).all()
     assert (ds.reason.sel(n_train=200) == "failed").all() and not ds.converged.sel(n_train=200).any()
@@ -211,7 +211,7 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, tiny_parity, 
 
     (out / "results.nc").unlink()
     assert main(["collect", str(out)]) == 0
-    xr.testing.assert_identical(load(out / "results.nc"), ds)
+    xr.testing.assert_identical(read_results(out / "results.nc"), ds)
 
 
 def test_failing_run_in_a_batch_leaves_the_others(tmp_path, tiny_parity, monkeypatch):
@@ -231,7 +231,7 @@ def test_failing_run_in_a_batch_leaves_the_others(tmp_path, tiny_parity, monkeyp
     out = tmp_path / "sweep"
     with pytest.raises(RunsFailed, match="ValueError: bad seed"):
         sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)  # one unit of two runs
-    ds = load(out / "results.nc")
+    ds = read_results(out / "results.nc")
     assert ds.status.values.tolist() == [["done", "failed"]]
     found = sorted(records(out).values(), key=lambda r: r["status"])
     assert [r["status"] for r in found] == ["done", "failed"] and "ValueError: bad seed" in found[1]["error"]
@@ -247,7 +247,7 @@ def test_any_parameter_is_an_axis(tmp_path, tiny_parity):
     assert list(ds.loss.dims) == ["dataset", "model", "width", "batch_size", "seed", "step"]
     assert ds.width.values.tolist() == [16, 32] and ds.batch_size.values.tolist() == [50, 100]
     assert ds.dataset.values.tolist() == ["parity"] and (ds.status == "done").all()
-    configs = [json.loads(load(p).attrs["config"]) for p in run_store(out).root.glob("*.nc")]
+    configs = [json.loads(read_results(p).attrs["config"]) for p in run_store(out).root.glob("*.nc")]
     assert sorted((c["model_params"]["width"], c["train"]["batch_size"]) for c in configs) == \
            [(16, 50), (16, 100), (32, 50), (32, 100)]
 

@@ -11,7 +11,7 @@ import nbformat
 import papermill
 import pytest
 
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.results import config_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +42,11 @@ def extended(tmp_path_factory) -> tuple[Path, str]:
 def test_registered_extensions_run_on_workers_and_dask(extended):
     cwd, printed = extended
     for engine in ("workers", "dask"):
-        ds = load(cwd / "results" / "extending" / engine / "results.nc")
+        ds = read_results(cwd / "results" / "extending" / engine / "results.nc")
         assert (ds.status == "done").all(), ds.status.values  # every run done, on processes that never saw the notebook
         assert "bc_acc" in ds and ds.bc_acc.notnull().all()
         assert ds.bc_acc.attrs["units"] == "1" and ds.bc_acc.attrs["long_name"] == "bias-conflicting accuracy"
-    workers, dask = (load(cwd / "results" / "extending" / e / "results.nc") for e in ("workers", "dask"))
+    workers, dask = (read_results(cwd / "results" / "extending" / e / "results.nc") for e in ("workers", "dask"))
     assert (workers.bc_acc == dask.bc_acc).all()  # one store: the Dask sweep found the runs already trained
     assert "model 'fcn' is already registered" in printed
 
@@ -54,12 +54,12 @@ def test_registered_extensions_run_on_workers_and_dask(extended):
 def test_collect_keeps_a_metric_registered_elsewhere(extended):
     cwd, _ = extended
     out = cwd / "results" / "extending" / "workers"
-    before = load(out / "results.nc")
+    before = read_results(out / "results.nc")
     (out / "results.nc").unlink()
     # a new process, which knows nothing of the notebook's registrations
     proc = subprocess.run([sys.executable, "-m", "lrsc.cli", "collect", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    after = load(out / "results.nc")
+    after = read_results(out / "results.nc")
     assert "bc_acc" in after and (after.bc_acc == before.bc_acc).all()
     assert after.bc_acc.attrs["long_name"] == "bias-conflicting accuracy"
     # and its stored config reads back without the registry entry that made it

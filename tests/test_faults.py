@@ -18,7 +18,7 @@ import yaml
 from conftest import TINY_CNN, TINY_PARITY, records, run_store
 from lrsc import netcdf, plan, sweep, worker
 from lrsc.cli import main
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.errors import RunsFailed
 
 
@@ -47,7 +47,7 @@ def _one_error_line(capsys) -> str:
 
 
 def _results(out: Path) -> xr.Dataset:
-    return load(out / "results.nc").drop_attrs()
+    return read_results(out / "results.nc").drop_attrs()
 
 
 @pytest.mark.parametrize("override,message", [
@@ -215,7 +215,7 @@ def test_stored_runs_lacking_a_variable_are_completed_from_their_weights(tmp_pat
 
     def drop(names):  # as stored by a version that knew no such variables
         for h in plan.plan(tiny_parity)[1]:
-            ds = load(store.path(h.hash, "nc")).drop_vars(names)
+            ds = read_results(store.path(h.hash, "nc")).drop_vars(names)
             record = store.state(h.hash).record
             code = {**record["code"], "variables": {k: v for k, v in record["code"]["variables"].items()
                                                     if k not in names}}

@@ -159,7 +159,7 @@ def test_a_saved_sweep_yaml_reruns_the_sweep_and_trains_nothing(tmp_path, tiny_p
     for folder in (out, tmp_path / "o" / "again"):  # the same folder, and another beside it
         assert main(["sweep", str(out / "sweep.yaml"), "--out", str(folder), "--device", "cpu"]) == 0
         assert trained == []
-        xr.testing.assert_identical(collect.load(folder / "results.nc").drop_attrs(), ds.drop_attrs())
+        xr.testing.assert_identical(collect.read_results(folder / "results.nc").drop_attrs(), ds.drop_attrs())
     assert (out / "sweep.yaml").read_text() == (tmp_path / "o" / "again" / "sweep.yaml").read_text()
 
 

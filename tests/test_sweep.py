@@ -10,7 +10,7 @@ import yaml
 from conftest import run_store
 from lrsc import sweep, worker
 from lrsc.cli import main
-from lrsc.collect import load
+from lrsc.collect import read_results
 
 VARIABLES = ["test_acc", "worst_group_acc", "prunability", "prune_curve", "act_comp", "act_sparsity", "class_sep",
              "csi", "bsi", "csi_shuffled", "attr_core", "attr_spurious", "attr_noise", "attr_entropy",
@@ -30,7 +30,7 @@ def test_cli_sweep_end_to_end(tmp_path, tiny_parity):
     proc = subprocess.run([sys.executable, "-m", "lrsc.cli", "sweep", str(params), "--out", str(out),
                            "--set", "grid.seed=[0]", "--device", "cpu"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    ds = load(out / "results.nc")
+    ds = read_results(out / "results.nc")
     assert dict(ds.sizes) == {"lr": 2, "seed": 1, "step": ds.sizes["step"], "prune_fraction": 2, "snapshot": 0,
                               "neuron": 32}
     assert all(v in ds for v in VARIABLES) and (ds.status == "done").all()
@@ -114,7 +114,7 @@ def test_general_grid_axes(tmp_path, tiny_parity):
     # the same axis from the command line: a dotted grid key is one axis, not a nested section
     params = _write(tmp_path, {**tiny_parity, "grid": {"lr": [1.0], "seed": [0]}})
     assert main(["sweep", str(params), "--out", str(tmp_path / "cli"), "--set", "grid.dataset_params.rho=[0.05,0.2]"]) == 0
-    cli = load(tmp_path / "cli" / "results.nc")  # the same runs, from the shared store, the axis last
+    cli = read_results(tmp_path / "cli" / "results.nc")  # the same runs, from the shared store, the axis last
     xr.testing.assert_identical(cli.test_acc.transpose(*ds.test_acc.dims), ds.test_acc)
 
 

@@ -10,7 +10,7 @@ import xarray as xr
 
 from conftest import TINY_CNN, run_store
 from lrsc import sweep, sweepdir, worker
-from lrsc.collect import load
+from lrsc.collect import read_results
 
 TRAIN = """
 import sys, torch
@@ -24,7 +24,7 @@ def _stored(out) -> tuple[xr.Dataset, dict[str, torch.Tensor]]:
     """The run's stored dataset and weights (the sweep has one run)."""
     h = sweepdir.read_grid(out)["hashes"][0]
     store = run_store(out)
-    return load(store.path(h, "nc")).drop_attrs(), torch.load(store.path(h, "pt"), weights_only=True)
+    return read_results(store.path(h, "nc")).drop_attrs(), torch.load(store.path(h, "pt"), weights_only=True)
 
 
 def _same(a, b) -> None:
@@ -54,6 +54,6 @@ def test_a_cnn_trained_in_process_or_in_a_worker_stores_the_same_numbers(tmp_pat
     sweep.run_sweep(cfg, tmp_path / "b" / "sweep", device="cpu", progress=False, workers=2)
     for i in range(2):
         h = sweepdir.read_grid(tmp_path / "a" / "sweep")["hashes"][i]
-        stored = [(load(run_store(tmp_path / d / "sweep").path(h, "nc")).drop_attrs(),
+        stored = [(read_results(run_store(tmp_path / d / "sweep").path(h, "nc")).drop_attrs(),
                    torch.load(run_store(tmp_path / d / "sweep").path(h, "pt"), weights_only=True)) for d in "ab"]
         _same(*stored)
