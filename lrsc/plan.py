@@ -89,9 +89,9 @@ def batches(runs: list[Run], size: int, workers: int = 1) -> list[list[Run]]:
 
 
 def one_at_a_time(runs: list[Run]) -> set[str]:
-    """The optimisers (or ASAM) of ``runs`` that make a run train alone: the batched kernel does SGD only."""
-    return {"ASAM" if r.settings.asam_rho else r.settings.optimizer for r in runs
-            if r.settings.optimizer != "sgd" or r.settings.asam_rho}
+    """The settings that make some of ``runs`` train alone, as ``key=value``: those declared
+    ``stacked=False`` (:meth:`lrsc.settings.TrainSettings.loop_only`) set off their default."""
+    return {f"{key}={getattr(r.settings, key)}" for r in runs for key in r.settings.loop_only()}
 
 
 

@@ -100,8 +100,8 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     if todo:
         alone = one_at_a_time(todo)
         if alone and models_at_once > 1:
-            log.info("%s runs train one model at a time: the batched kernel does SGD only (Adam-type optimisers "
-                     "keep their own state per weight, ASAM takes a second gradient pass)", ", ".join(sorted(alone)))
+            log.info("runs with %s train one model at a time: the batched kernel implements none of these settings",
+                     ", ".join(sorted(alone)))
         units = batches(todo, models_at_once, workers if engine == "local" else 1)
         with engines.make_executor(engine, workers, device=device, scheduler=scheduler, slurm=slurm,
                                    folder=out / "slurm") as executor:

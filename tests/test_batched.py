@@ -109,7 +109,7 @@ def test_batches_group_only_per_model_settings_and_seed():
     assert all(len({r.settings.plain_sgd for r in g}) == 1 for g in plan.batches(mixed, 32))
     adam = _planned({"optimizer": ["adam", "sgd"], "asam_rho": [0, 0.5], "lr": [0.1, 0.3]})
     assert sorted(len(g) for g in plan.batches(adam, 32)) == [1] * 6 + [2]
-    assert plan.one_at_a_time(adam) == {"adam", "ASAM"}
+    assert plan.one_at_a_time(adam) == {"optimizer=adam", "asam_rho=0.5"}
     with_bias = _planned({"lr": [0.1, 0.3]}, model_params={"bias": True})
     assert [len(g) for g in plan.batches(with_bias, 32)] == [1, 1]  # not the stacked kernel
 
