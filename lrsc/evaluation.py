@@ -86,14 +86,18 @@ class Evaluation:
 
     @cached_property
     def attributions(self) -> torch.Tensor:
-        """Integrated Gradients of the true class's logit on ``metrics.n_attr`` unbiased test inputs."""
+        """Integrated Gradients of the true class's logit on ``metrics.n_attr`` unbiased test inputs,
+        shape ``(n_attr, *input_shape)``; with ``n_attr`` 0 none are computed (the attribution
+        variables are then NaN: a sweep whose claims use none skips their cost)."""
         pick = self._attr_index
+        if not len(pick):
+            return torch.empty((0, *self.test.x.shape[1:]), device=self.test.x.device)
         return integrated_gradients(self.model, self.test.x[pick], self.test.y[pick], n_steps=self.cfg["ig_steps"])
 
     @cached_property
     def background(self) -> float:
         """Mean share of |IG| on the background of the ``attributions`` inputs (``metrics.bg_mask``), NaN without masks."""
-        if self.cfg["bg_mask"] == "none" or self.test.x.dim() != 4 or self.test.x.shape[1] != 3:
+        if self.cfg["bg_mask"] == "none" or not self.cfg["n_attr"] or self.test.x.dim() != 4 or self.test.x.shape[1] != 3:
             return math.nan
         masks = background_masks(self.test.x[self._attr_index], self.cfg["bg_mask"], self.cfg["deeplab_weights"])
         return torch.nanmean(background_share(self.attributions.cpu(), masks)).item()

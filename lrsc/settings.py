@@ -250,7 +250,8 @@ class MetricSettings(_Section):
     n_act: int = setting(1000, "activation inputs", POSITIVE, doc="random test inputs for activation statistics")
     prune_fractions: tuple = setting((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), "pruning fractions", item=float,
                                      doc="the fractions q over which prunability averages P_q")
-    n_attr: int = setting(500, "attribution inputs", POSITIVE, doc="test inputs for Integrated Gradients")
+    n_attr: int = setting(500, "attribution inputs", NON_NEGATIVE,
+                         doc="test inputs for Integrated Gradients (0: none; the attribution variables are NaN)")
     ig_steps: int = setting(32, "IG steps", POSITIVE, doc="Riemann steps of Integrated Gradients")
     prune_scope: str = setting("layer", "pruning scope", choices=("layer", "global"),
                                doc="structured pruning per layer, or ranked over the whole network")

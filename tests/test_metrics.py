@@ -1,6 +1,8 @@
 """Known-answer tests for every metric the paper defines."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -183,3 +185,15 @@ def test_step_records_by_hand():
     assert rec["confident_bc"] == 1.0
     assert rec["logit_norm"] == pytest.approx((3 + 3 + 0 + 4) / 4)
     assert rec["param_norm"] == pytest.approx(13.0)  # sqrt(9 + 16 + 144)
+
+
+def test_no_attribution_inputs_give_nan_attribution_variables(tiny_parity):
+    from lrsc.evaluation import evaluate
+    from lrsc.plan import plan
+    from lrsc.runs import init_model, load_data
+
+    tiny_parity["metrics"] = {**tiny_parity.get("metrics", {}), "n_attr": 0}
+    run = plan(tiny_parity)[1][0].config
+    train_set, test_set = load_data(run, "cpu")
+    values = evaluate(run, init_model(run, train_set), test_set, None, ("attr_core", "attr_entropy", "test_acc"))
+    assert np.isnan(values["attr_core"]) and np.isnan(values["attr_entropy"]) and 0 <= values["test_acc"] <= 1
