@@ -25,6 +25,9 @@ from lrsc.provenance import FIELDS
 from lrsc.store import FINISHED, STATUS_DEFINITION, RunStore
 
 log = logging.getLogger("lrsc")
+# How collect() lays out what it writes (its files, the dims it leaves out): part of a results.nc's
+# fingerprint, raised whenever that changes, so that files collected before are collected again.
+LAYOUT = 2
 
 
 def read_results(path: str | Path) -> xr.Dataset:
@@ -63,7 +66,7 @@ def fingerprint(out_dir: str | Path) -> str:
         state = store.state(h, verify=False)
         runs.append([h, state.status, state.record.get("files")])
     content = [sweepdir.read_config(out), variables.definitions(), identity.variable_fingerprints(),
-               lrsc.__version__, runs]
+               lrsc.__version__, LAYOUT, runs]
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -72,9 +75,11 @@ def up_to_date(out_dir: str | Path) -> xr.Dataset | None:
     (see :func:`fingerprint`), else None."""
     path = Path(out_dir) / "results.nc"
     try:
-        with xr.open_dataset(path, engine=netcdf.ENGINE) as head:
+        with path.open("rb") as f:
+            kind = netcdf.engine(f.read(4))
+        with xr.open_dataset(path, engine=kind) as head:
             stored = head.attrs.get("fingerprint")
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return None
     return read_results(path) if stored == fingerprint(out_dir) else None
 
@@ -90,8 +95,10 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     under another definition than the registered one (see :mod:`lrsc.identity`) is left out for
     that run (its fill value), with a warning: never shown under the new one. Traces are padded with NaN to the
     longest run along ``step`` (coordinate: the step after which each record was taken),
-    per-neuron values to the widest model along ``neuron``. ``progress`` shows a bar over the
-    files read. The dataset's ``fingerprint`` attr says what it was collected from.
+    per-neuron values to the widest model along ``neuron``; a dim no run fills (``snapshot`` when
+    ``metrics.snapshot_steps`` is empty) is left out, with the variables on it, so that every
+    variable has values (``to_dataframe`` gives rows). ``progress`` shows a bar over the files
+    read. The dataset's ``fingerprint`` attr says what it was collected from.
     """
     out = Path(out_dir)
     grid = sweepdir.read_grid(out)
@@ -127,10 +134,11 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     specs, sizes = _specs(loaded.values())
     sizes["prune_fraction"] = len(cfg["metrics"]["prune_fractions"])
     sizes["snapshot"] = len(cfg["metrics"]["snapshot_steps"])
-    data = {name: np.full(shape + tuple(sizes.get(d, 0) for d in d_), _fill(dt), dtype=dt)
+    specs = {name: spec for name, spec in specs.items() if all(sizes.get(d, 0) for d in spec[0])}
+    data = {name: np.full(shape + tuple(sizes[d] for d in d_), _fill(dt), dtype=dt)
             for name, (d_, dt, _) in specs.items()}
     for pos, ds in loaded.items():
-        for name in ds.data_vars:
+        for name in set(ds.data_vars) & set(data):
             value = ds[name].values
             data[name][pos + tuple(slice(0, n) for n in value.shape)] = value
     for pos in np.ndindex(shape):
@@ -155,14 +163,14 @@ def _coords(dims: dict[str, list], sizes: dict[str, int], cfg: dict) -> dict:
                                 {"long_name": "pruning fraction q", "units": "1"})
     coords["snapshot"] = ("snapshot", cfg["metrics"]["snapshot_steps"],
                           {"long_name": "training step of the snapshot", "units": "1"})
-    return coords
+    return {name: coord for name, coord in coords.items() if len(coord[1])}  # a dim no run fills is left out
 
 
 def _attrs(cfg: dict, store_root: Path) -> dict:
     return {"title": cfg.get("title", ""), "config": json.dumps(cfg, sort_keys=True),
             "definitions": variables.definitions(), "lrsc_version": lrsc.__version__, "store": str(store_root),
             "provenance": "per-run provenance (versions, git commit, device, threads, training path, wall time, fit "
-                          "step) is the group 'provenance' of results.nc: xarray.open_dataset(path, group='provenance')"}
+                          "step) is provenance.nc beside results.nc, on the same grid"}
 
 
 def provenance(out_dir: str | Path) -> xr.Dataset:
