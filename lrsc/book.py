@@ -22,8 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from lrsc import claims
 from lrsc.errors import ChapterFailed, ConfigError
 from lrsc.paths import project_root
+from lrsc.store import write_text
 
 
 def chapters(root: Path) -> list[str]:
@@ -164,10 +166,41 @@ def _order(params_dir: Path, chapter: str) -> str:
     return order
 
 
+def _left_out(params_dir: Path, chapter: str) -> str:
+    """Why the profile leaves ``chapter`` out of its book (its parameters file's ``leave_out`` key,
+    not passed to the notebook); "" for a chapter it runs."""
+    path = params_dir / f"{Path(chapter).name}.yaml"
+    reason = (yaml.safe_load(path.read_text()) or {}).get("leave_out", "") if path.is_file() else ""
+    if not isinstance(reason, str):
+        raise ConfigError(f"{path}: leave_out must be a sentence saying why the profile leaves the chapter out, "
+                          f"got {reason!r}")
+    return reason.strip()
+
+
+def _leave_out(root: Path, params_dir: Path, left_out: dict[str, str]) -> Path | None:
+    """Record each left-out chapter in its results folder (its claims are untestable with the reason,
+    :func:`lrsc.claims.leave_out`) and write the table of contents without them to
+    ``_build/_toc.<profile>.yml``; None when the profile leaves nothing out."""
+    if not left_out:
+        return None
+    for chapter, reason in left_out.items():
+        results_dir = _chapter_parameters(params_dir, chapter, None).get("results_dir")
+        if not results_dir:
+            raise ConfigError(f"{params_dir / Path(chapter).name}.yaml leaves the chapter out but names no "
+                              f"results_dir, where its claims are recorded as untestable; add results_dir")
+        claims.leave_out(root / results_dir, Path(chapter).name, reason)
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    toc["chapters"] = [c for c in toc["chapters"] if c["file"] not in left_out]
+    path = root / "_build" / f"_toc.{params_dir.name}.yml"
+    write_text(yaml.safe_dump(toc, sort_keys=False), path)
+    return path
+
+
 def _chapter_parameters(params_dir: Path, chapter: str, overrides: dict | None) -> dict:
     path = params_dir / f"{Path(chapter).name}.yaml"
     params = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}  # a page without parameters
-    params.pop("order", None)  # for build_book alone
+    for key in ("order", "leave_out"):  # for build_book alone
+        params.pop(key, None)
     if overrides:
         params["overrides"] = {**params.get("overrides", {}), **overrides}
     return params
@@ -181,7 +214,9 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
     (``{dotted key: value}``) applied to every sweep they run, then rebuild the book around them.
     ``jobs``: chapters executed at once (default: :func:`default_jobs`), each kernel on its share
     of the CPU cores. Chapters that share a sweep share its runs through the run store: each run
-    is trained by whichever chapter claims it first, and the other waits for it.
+    is trained by whichever chapter claims it first, and the other waits for it. A chapter whose
+    parameters file says ``leave_out: <why>`` is not executed and not in this profile's book; its
+    claims are untestable with that reason.
     """
     root = project_root(root)
     names = chapters(root)
@@ -191,20 +226,27 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         profiles = sorted(p.name for p in (root / "params").iterdir() if p.is_dir())
         raise ConfigError(f"profile {profile!r} lacks parameter files for {', '.join(missing) or 'every chapter'} "
                           f"in {params_dir}; available profiles: {', '.join(profiles)}")
-    chosen = names
+    left_out = {c: reason for c in names if (reason := _left_out(params_dir, c))}
+    chosen = [n for n in names if n not in left_out]
     if only:
         unknown = [c for c in only if c not in {Path(n).name for n in names}]
         if unknown:
             raise ConfigError(f"no chapter {unknown[0]!r}; chapters: {', '.join(Path(n).name for n in names)}")
+        skipped = [n for n in names if Path(n).name in only and n in left_out]
+        if skipped:
+            raise ConfigError(f"profile {profile!r} leaves chapter {Path(skipped[0]).name} out "
+                              f"({left_out[skipped[0]]}); choose another profile, e.g. --profile full")
         chosen = [n for n in names if Path(n).name in only]
     if overrides and not only:
         raise ConfigError("--set goes with --only: name the chapter(s) whose sweeps it changes")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    toc = _leave_out(root, params_dir, left_out)  # first: the pages that read the ledger see it
     if execute:
         _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs())
     jb = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jb), "build", str(root), "--builder", "html"], check=True)
+    subprocess.run([str(jb), "build", str(root), "--builder", "html", *(["--toc", str(toc)] if toc else [])],
+                   check=True)
     html = root / "_build" / "html"
     print(f"book written to {html / 'index.html'}")
     return html

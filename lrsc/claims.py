@@ -123,12 +123,28 @@ def record(results_dir: str | Path, chapter: str, roles: dict[str, list[str]]) -
     unknown = set(roles) - known - {"constant"}
     if unknown:
         raise ConfigError(f"chapter {chapter} has no role {sorted(unknown)[0]!r}; its roles: {', '.join(sorted(known))}")
-    write_text(json.dumps({**(read_json(path) or {}), **roles}, indent=1), path)
+    before = {role: folders for role, folders in (read_json(path) or {}).items() if role != LEFT_OUT}
+    write_text(json.dumps({**before, **roles}, indent=1), path)
+
+
+LEFT_OUT = "left out"  # the key of a chapter's record that says why this build runs none of its sweeps
+
+
+def leave_out(results_dir: str | Path, chapter: str, reason: str) -> None:
+    """Record that this build leaves ``chapter`` out, for ``reason``: its claims are untestable with
+    that reason, and whatever it recorded before (from another build) is no longer judged."""
+    write_text(json.dumps({LEFT_OUT: reason}, indent=1), Path(results_dir) / "chapters" / f"{chapter}.json")
+
+
+def left_out(results_dir: str | Path, chapter: str) -> str:
+    """Why this build leaves ``chapter`` out (:func:`leave_out`); "" for a chapter it runs."""
+    return (read_json(Path(results_dir) / "chapters" / f"{chapter}.json") or {}).get(LEFT_OUT, "")
 
 
 def roles(results_dir: str | Path, chapter: str) -> dict[str, list[str]]:
-    """The sweep folders of each role ``chapter`` recorded (``{}`` before it has run)."""
-    return read_json(Path(results_dir) / "chapters" / f"{chapter}.json") or {}
+    """The sweep folders of each role ``chapter`` recorded (``{}`` before it has run, or when left out)."""
+    recorded = read_json(Path(results_dir) / "chapters" / f"{chapter}.json") or {}
+    return {role: folders for role, folders in recorded.items() if role != LEFT_OUT}
 
 
 COLUMNS = ["claim", "contribution", "figure", "chapter", "source", "folder", "on", "setting", "statement",
@@ -143,11 +159,14 @@ def ledger(results_dir: str | Path, chapter: str | None = None) -> pd.DataFrame:
     declaration, ``on`` (the sweep's title) and ``setting``, the ``verdict`` with its ``effect``,
     ``low`` / ``high`` interval, ``units``, the smallest effect of interest ``sesoi``, ``seeds``, ``compared`` points, two-sided ``p``, the seeds
     ``needed`` to decide an inconclusive one, the ``reason`` of an untestable one, and ``text``
-    (the numbers in one line). A claim whose sweeps this build did not store gives no row."""
+    (the numbers in one line). A claim whose sweeps this build did not store gives no row; one whose
+    chapter it leaves out (:func:`leave_out`) gives one, untestable, on no folder."""
     res = Results(results_dir)
     rows = []
     for claim in CLAIMS if chapter is None else chapter_claims(chapter):
-        judged = judges.JUDGES[claim.judge](claim, res, roles(results_dir, claim.chapter))
+        reason = left_out(results_dir, claim.chapter)
+        judged = (judges.left_out(claim, reason) if reason else
+                  judges.JUDGES[claim.judge](claim, res, roles(results_dir, claim.chapter)))
         counts: dict[str, int] = {}
         for row in judged:
             counts[row.folder] = counts.get(row.folder, 0) + 1

@@ -122,6 +122,15 @@ def per_sweep(name: str, needs: tuple[str, ...] = ()) -> Callable[[SweepJudge], 
     return register
 
 
+def left_out(claim: Claim, reason: str) -> list[Judged]:
+    """The one row of a claim whose chapter this build leaves out (its profile runs none of its
+    sweeps, for ``reason``): untestable, judged on no sweep."""
+    statement = (f"{sentence(phrase(claim.variable))} {moves(claim.expected)} with the learning rate."
+                 if claim.variable else f"{claim.figure} as the paper shows it.")
+    return [Judged(statement, "no sweep in this profile",
+                   Verdict("untestable", reason=f"this profile leaves the chapter out: {reason}"))]
+
+
 @per_sweep("trend")
 def _trend(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     """The claim's variable moves with the LR the claimed way."""

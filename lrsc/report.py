@@ -213,7 +213,7 @@ def ledger_markdown(table: pd.DataFrame, link: bool = False, q: bool = False) ->
         if q:
             cells.append(f"{r.q:.2g}" if np.isfinite(r.q) else "–")
         if link:
-            cells.append(f"{{doc}}`{r.chapter}`")
+            cells.append(f"{{doc}}`{r.chapter}`" if r.folder else "not in this build")  # a left-out chapter
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 

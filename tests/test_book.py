@@ -148,6 +148,30 @@ def test_one_chapter_reruns_with_one_command(tiny_book, tmp_path):
         build_book(root, profile="tiny", only=["claims"], overrides={"grid.seed": [0]})
 
 
+def test_a_profile_leaves_a_chapter_out_with_its_reason(tiny_book, tmp_path):
+    root = tmp_path / "project"  # a copy: the claims page is executed again
+    shutil.copytree(tiny_book[0], root, symlinks=True)
+    params = root / "params" / "tiny" / "fig8_10_11_standard.yaml"
+    params.write_text(params.read_text() + "leave_out: its dataset cannot be read here\n")
+    before = (root / "book" / "fig8_10_11_standard.ipynb").stat().st_mtime
+    with pytest.raises(ConfigError, match="leaves chapter fig8_10_11_standard out .its dataset cannot be read here"):
+        build_book(root, profile="tiny", only=["fig8_10_11_standard"], execute=False)
+    build_book(root, profile="tiny", only=["claims"])
+    assert (root / "book" / "fig8_10_11_standard.ipynb").stat().st_mtime == before  # not executed
+    toc = (root / "_build" / "_toc.tiny.yml").read_text()
+    assert "book/fig8_10_11_standard" not in toc and "book/fig3_parity" in toc
+    table = pd.read_csv(root / "results" / "tiny" / "claims.csv", index_col="id")
+    left = table[table.chapter == "fig8_10_11_standard"]
+    assert len(left) == len(claims.chapter_claims("fig8_10_11_standard"))
+    assert (left.verdict == "untestable").all() and left.reason.str.endswith("its dataset cannot be read here").all()
+    assert "this profile leaves the chapter out: its dataset cannot be read here" in _text(
+        root / "_build" / "html" / "book" / "claims.html")
+    params.write_text(params.read_text().replace("leave_out: its dataset cannot be read here\n", ""))
+    build_book(root, profile="tiny", only=["fig8_10_11_standard"])  # run again: judged on its sweep once more
+    assert not claims.left_out(root / "results" / "tiny", "fig8_10_11_standard")
+    assert claims.roles(root / "results" / "tiny", "fig8_10_11_standard")
+
+
 def test_unknown_profile_is_a_clear_error(tiny_book):
     root, _ = tiny_book
     with pytest.raises(ConfigError, match="profile 'huge' lacks parameter files.*available profiles: tiny"):
