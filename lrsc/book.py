@@ -152,8 +152,10 @@ def _parameter_names(root: Path, chapter: str) -> set[str]:
 
 
 # When a page runs, from its parameters file's ``order`` key (not passed to the notebook): the
-# chapters that train first, side by side; then those that judge runs the others train; then
-# the pages that time this machine, one at a time with nothing beside them; then the pages that
+# chapters that train first, side by side, and after them, in the same pool, those that judge
+# runs the others train (one that starts while a run it needs is still training waits for it in
+# the run store, so a core that would idle at the end of the training does its work); then the
+# pages that time this machine, one at a time with nothing beside them; then the pages that
 # only read what the chapters stored (the root page among them).
 ORDER = ("trains", "reuses", "alone", "reads")
 
@@ -263,7 +265,8 @@ def _phases(root: Path, chosen: list[str], params_dir: Path) -> list[tuple[list[
     """The chapters in the order they run (:data:`ORDER`), as ``(chapters, may run side by side)``."""
     root_page = yaml.safe_load((root / "_toc.yml").read_text())["root"]
     order = {c: "reads" if c == root_page else _order(params_dir, c) for c in chosen}
-    return [([c for c in chosen if order[c] == phase], phase != "alone") for phase in ORDER]
+    of = lambda *kinds: [c for c in chosen if order[c] in kinds]  # noqa: E731  (in the book's order)
+    return [(of("trains") + of("reuses"), True), (of("alone"), False), (of("reads"), True)]
 
 
 def _timed(root: Path, chapter: str, parameters: dict, profile: str, threads: int | None) -> float:
