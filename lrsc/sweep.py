@@ -10,6 +10,7 @@ worker processes, Dask or SLURM.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from lrsc.errors import ConfigError, RunsFailed
 from lrsc.heal import check, heal
 from lrsc.records import RECORDS
 from lrsc.registry import fingerprint
+from lrsc.runs import check_contract
 from lrsc.seeding import check_device, pick_device
 from lrsc.store import RunStore, State, default_store, name_of
 from lrsc.train import check_precision
@@ -193,6 +195,20 @@ def status(out_dir: str | Path) -> tuple[list[tuple[dict, str, State]], str]:
     return [(run.point, run.hash, check(store, run)[0]) for run in runs], ""
 
 
+def check_contracts(runs: list[Run]) -> None:
+    """Put one batch of data through one model of each dataset and model the ``runs`` use, before
+    any trains (:func:`lrsc.runs.check_contract`): a dataset that does not hold what its check
+    declared, or a model that fails on its inputs, is a ConfigError here rather than a failure of
+    every run after its training."""
+    seen = set()
+    for run in runs:
+        key = json.dumps([run.config[k] for k in ("dataset", "dataset_params", "model", "model_params")],
+                         sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            check_contract(run.config)
+
+
 def _unique(values) -> list:
     """``values`` in first-seen order, each once."""
     out = []
@@ -254,6 +270,7 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     given = config_mod.restrict(cfg, given)  # what was asked for, normalised: rerun as is, it is this sweep
     heal(store, runs, device)
     todo = [r for r in runs if not store.finished(r.hash)]
+    check_contracts(todo)
     if todo:
         alone = one_at_a_time(todo)
         if alone and models_at_once > 1:
