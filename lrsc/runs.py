@@ -1,27 +1,33 @@
 """A run's data and model, rebuilt from its config: what training, evaluation, soups and chapters share.
 
 ``load_data(run)`` builds the run's ``(train, test)`` splits (drawn from ``run["seed"]``),
-``init_model(run, train)`` its freshly initialised model, and ``load_model(store, run_hash)``
-the trained model from a run store, and ``check_contract(run)`` puts one batch of the run's data
-through its model before a sweep trains anything. Built datasets are kept in a small cache bounded by
-memory (:data:`CACHE_BYTES`), so the runs of one seed share one copy without a process
-holding every dataset it ever built.
+``init_model(run, train)`` its freshly initialised model, ``load_model(store, run_hash)`` the
+trained model from a run store and ``model_at(results, lr=0.1, seed=0)`` a grid point's;
+``check_contract(run)`` puts one batch of the run's data through its model before a sweep
+trains anything. Built datasets are kept in a small cache bounded by memory
+(:data:`CACHE_BYTES`), so the runs of one seed share one copy without a process holding every
+dataset it ever built.
 """
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from lrsc import datasets, models
+from lrsc import datasets, models, sweepdir
 from lrsc.models import features_and_logits
 from lrsc.errors import ConfigError
 from lrsc.seeding import derive_seed, pick_device
 from lrsc.store import FINISHED, RunStore
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 CACHE_BYTES = 2 * 2**30  # most bytes of built datasets kept per process
 _cache: OrderedDict[str, tuple[datasets.Split, datasets.Split]] = OrderedDict()
@@ -149,3 +155,33 @@ def load_model(store_root: str | Path, run_hash: str, device: str = "cpu") -> tu
     weights = torch.load(io.BytesIO(store.read(run_hash, "pt", state.record)), map_location=train_set.x.device,
                          weights_only=True)
     return trained_model(run, weights, train_set), run
+
+
+def model_at(sweep: "xr.Dataset | str | Path", device: str = "cpu", **point) -> nn.Module:
+    """The trained model (eval mode) of one grid point of a sweep, in one call:
+    ``model_at(ds, lr=0.1, seed=0)`` for a collected dataset ``ds`` (its ``run`` variable names the
+    run, its ``store`` attr the run store), or ``model_at("results/mine/parity", lr=0.1, seed=0)``
+    for a sweep folder (its ``grid.json``). ``point`` gives a value for every grid dim; raises
+    ConfigError for a missing or unknown dim or value, and as :func:`load_model` does."""
+    if isinstance(sweep, (str, Path)):
+        grid = sweepdir.read_grid(sweep)
+        dims, store = grid["dims"], grid["store"]
+        hashes = dict(zip((tuple(p.values()) for p in sweepdir.points(grid)), grid["hashes"]))
+        where = str(sweep)
+    else:
+        if "run" not in sweep:
+            raise ConfigError("this dataset holds no run hashes (collected by an older lrsc); run `lrsc collect` on "
+                              "its sweep folder, or give model_at the folder")
+        dims = {d: [v.item() for v in sweep[d].values] for d in sweep["run"].dims}
+        store, where = sweep.attrs["store"], "the dataset"
+        hashes = {tuple(dims[d][i] for d, i in zip(dims, pos)): str(sweep["run"].values[pos])
+                  for pos in itertools.product(*(range(len(v)) for v in dims.values()))}
+    if set(point) != set(dims):
+        raise ConfigError(f"model_at: give a value for each grid dim of {where}: {', '.join(dims)} (got "
+                          f"{', '.join(point) or 'none'})")
+    key = tuple(point[d] for d in dims)
+    if key not in hashes:
+        bad = next(d for d in dims if point[d] not in dims[d])
+        raise ConfigError(f"model_at: {bad}={point[bad]!r} is not in the grid of {where}; its values: "
+                          f"{', '.join(map(str, dims[bad]))}")
+    return load_model(store, hashes[key], device)[0]
