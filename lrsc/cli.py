@@ -25,7 +25,7 @@ def _sweep(args: argparse.Namespace) -> None:
     results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
                         models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
                         workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm,
-                        store=args.store)
+                        store=args.store, plugins=args.imports)
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
           f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
 
@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=2000 --set grid.lr=[0.1,1.0]")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module (from the current folder or the Python path) or .py file that registers datasets, "
+                        "models or metrics, imported before the sweep is planned and kept in its sweep.yaml; "
+                        "repeatable")
     p.add_argument("--no-batch", action="store_true",
                    help="train runs one at a time (by default, runs that differ only in lr and seed train together)")
     p.add_argument("--engine", default="local",

@@ -152,7 +152,8 @@ def plan(cfg: dict | str | Path, overrides: list[str] | dict | None = None) -> t
 
     Returns ``(cfg, runs)``: the config resolved (its base settings complete and normalised,
     the dataset's and model's parameters with their defaults, its grid's values normalised:
-    ``lr: 1`` reads ``1.0``), and one :class:`~lrsc.units.Run` per grid point. Beyond the checks
+    ``lr: 1`` reads ``1.0``), and one :class:`~lrsc.units.Run` per grid point. The sweep's
+    ``plugins`` are imported first (:func:`lrsc.extensions.load_plugins`). Beyond the checks
     of :func:`lrsc.config.load`, the base config and each run's dataset and model are checked by
     their registries (ranges, sizes against the source data, the data root and its layout, the
     model taking the dataset's inputs), its batch size against the training set and its
@@ -161,6 +162,7 @@ def plan(cfg: dict | str | Path, overrides: list[str] | dict | None = None) -> t
     problem.
     """
     cfg = config_mod.load(cfg, overrides)
+    extensions.load_plugins(cfg.get("plugins", []))
     planner = Planner()
     base = planner.check_base(cfg)
     prepared, seen = [], {}
@@ -221,7 +223,8 @@ def _unique(values) -> list:
 def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] | dict | None = None,
               device: str = "auto", progress: bool = True, models_at_once: int = MODELS_AT_ONCE,
               engine: str = "local", workers: int = 1, retries: int = 2, scheduler: str | None = None,
-              slurm: engines.SlurmOptions | None = None, store: str | Path | None = None) -> xr.Dataset:
+              slurm: engines.SlurmOptions | None = None, store: str | Path | None = None,
+              plugins: list[str] | None = None) -> xr.Dataset:
     """Run (or resume) a sweep and return the collected dataset, also saved as ``out_dir/results.nc``.
 
     ``cfg`` is a sweep config dict or YAML path, checked in full before anything is written
@@ -243,11 +246,17 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     whose ``status`` variable says so; the dataset is still written, then :class:`RunsFailed`
     is raised naming the first failure. The next ``run_sweep`` tries failed runs again.
 
+    ``plugins`` (module names or ``.py`` paths, ``lrsc sweep --import``) are added to the sweep's
+    own ``plugins`` and imported before it is planned; its ``sweep.yaml`` keeps them, so ``lrsc
+    status`` and a rerun find its datasets, models and metrics, and its workers get them by value.
+
     An ``lr`` axis written as ``{edge: true, ...}`` is first resolved by probing
     (:func:`lrsc.edge.resolve`): each probed LR is a sweep of its own under ``out_dir/probe/``, on
     the same run store, whose runs the sweep then reuses.
     """
     given = config_mod.read(cfg, overrides)
+    if plugins:
+        given = config_mod.add_plugins(given, plugins)
     loaded = config_mod.load(given)  # every value checked before anything is written
     engines.check_options(engine, workers, scheduler)
     check_device(device)
