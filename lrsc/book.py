@@ -3,7 +3,10 @@
 Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in ``_toc.yml``.
 ``build_book`` executes it with the parameters in ``params/<profile>/<name>.yaml`` into
 ``book/<name>.ipynb``, two chapters at a time by default, in the phases of :data:`ORDER`; then
-it builds ``_build/html`` without executing anything again. Each executed chapter shows the
+it builds ``_build/html`` without executing anything again, of the pages executed so far (on a
+fresh clone, ``--only X`` builds a book of X and the pages that need no execution; the others
+join once executed). Jupyter Book's output goes to ``_build/jupyter-book.log``; a failed build is
+one line naming it. Each executed chapter shows the
 parameters that ran once, in its parameters cell; a copy with every glued value written in
 place is kept in ``_build/notebooks/`` for reading outside the book. The time each chapter
 took is kept in ``_build/chapter_times.json`` for the pages that report it.
@@ -11,6 +14,7 @@ took is kept in ``_build/chapter_times.json`` for the pages that report it.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import pprint
@@ -203,11 +207,55 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if execute:
         _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs())
+    toc = _executed_toc(root)
     jb = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jb), "build", str(root), "--builder", "html"], check=True)
+    log = root / "_build" / "jupyter-book.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as sink:
+        built = subprocess.run([str(jb), "build", str(root), "--builder", "html", *(["--toc", str(toc)] if toc else [])],
+                               stdout=sink, stderr=subprocess.STDOUT)
+    if built.returncode:
+        lines = log.read_text().strip().splitlines()
+        raise ConfigError(f"jupyter-book could not build the HTML ({lines[-1] if lines else 'no output'}); its whole "
+                          f"output is in {log}")
     html = root / "_build" / "html"
     print(f"book written to {html / 'index.html'}")
     return html
+
+
+def _executed_toc(root: Path) -> Path | None:
+    """A table of contents of the pages that can be built now, when some cannot: a notebook page
+    only once it has been executed (``book/<name>.ipynb``), every other page as it is; None when
+    every page can be. The root page, when not executed yet, gives its place to the first page
+    that is. Written to ``_build/_toc.executed.yml``; the pages left out are named on stdout."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    notebooks = set(chapters(root))
+
+    def ready(page: str) -> bool:
+        return page not in notebooks or (root / f"{page}.ipynb").is_file()
+
+    parts = lambda t: [t] + t.get("parts", [])  # noqa: E731  (the levels that hold chapters)
+    missing = [f for f in [toc["root"]] + [c["file"] for part in parts(toc) for c in part.get("chapters", [])]
+               if not ready(f)]
+    if not missing:
+        return None
+    partial = copy.deepcopy(toc)
+    for part in parts(partial):
+        if "chapters" in part:
+            part["chapters"] = [c for c in part["chapters"] if ready(c["file"])]
+    if "parts" in partial:
+        partial["parts"] = [part for part in partial["parts"] if part["chapters"]]
+    if not ready(toc["root"]):
+        first = next((part for part in parts(partial) if part.get("chapters")), None)
+        if first is None:
+            raise ConfigError("no page of the book has been executed yet: run lrsc book, or lrsc book --only CHAPTER")
+        partial["root"] = first["chapters"].pop(0)["file"]
+    path = root / "_build" / "_toc.executed.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(partial, sort_keys=False))
+    print(f"building the pages executed so far; left out until they are executed (lrsc book executes every "
+          f"chapter): {', '.join(Path(f).name for f in missing)}", flush=True)
+    return path
 
 
 def default_jobs() -> int:
