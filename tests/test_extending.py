@@ -4,6 +4,7 @@ import), sweeping on local worker processes and on Dask; and the hand-trained ex
 module as a plugin of the command line (``lrsc sweep --import``, a sweep file's ``plugins``), on
 worker processes and on Dask."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -70,12 +71,54 @@ def test_collect_keeps_a_metric_registered_elsewhere(extended):
     assert json.loads(after.attrs["config"])["dataset"] == "toy_spurious"
 
 
-def test_a_hand_trained_model_plots_like_a_sweep(tmp_path):
-    code = "import matplotlib\nmatplotlib.use('Agg')\nfrom lrsc import plots\n" + \
-        _block("From your own notebook", 1) + "\nprint(to_grid(rows, dims=('lr',)).test_acc.dims)\n"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert "('lr',)" in proc.stdout
+def _run_script(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``code`` saved as a script and run with ``python``, as a user runs a README block."""
+    (cwd / "example.py").write_text(code)
+    return subprocess.run([sys.executable, "example.py"], cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+
+
+def test_the_extending_block_runs_as_a_script(tmp_path):
+    proc = _run_script(_block("Extending lrsc"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "model 'fcn' is already registered" in proc.stdout
+    for engine in ("workers", "dask"):
+        assert (load(tmp_path / "results" / "extending" / engine / "results.nc").status == "done").all()
+
+
+def _tiny_sweep_file(cwd: Path) -> str:
+    """A tiny sweep file in place of the README's params/quick/parity.yaml (minutes of CPU time):
+    the same code, on a sweep a test can afford."""
+    from conftest import TINY_PARITY
+
+    (cwd / "tiny.yaml").write_text(yaml.safe_dump(TINY_PARITY))
+    return str(cwd / "tiny.yaml")
+
+
+@pytest.mark.parametrize("how", ["notebook", "script"])
+def test_the_notebook_blocks_run_in_a_notebook_and_as_a_script(tmp_path, how):
+    sweep_block = _block("From your own notebook", 0).replace("params/quick/parity.yaml", _tiny_sweep_file(tmp_path))
+    checks = "\nprint('rows', len(results.table(ds)), type(model).__name__)\n"
+    for code, expected in ((sweep_block + checks, "rows 6 FCN"), (_block("From your own notebook", 1), "")):
+        if how == "notebook":
+            nb = _run_notebook(code, tmp_path)
+            printed = "".join(out.get("text", "") for out in nb.cells[0].outputs if out.get("name") == "stdout")
+        else:
+            proc = _run_script(code, tmp_path)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            printed = proc.stdout
+        assert expected in printed
+
+
+def test_the_sweep_commands_run_as_written(tmp_path):
+    block = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text().split("## Sweeps from the command line")[1],
+                       flags=re.S)[0]
+    bin_dir = str(Path(sys.executable).parent)
+    script = block.replace(".venv/bin", bin_dir).replace("params/quick/parity.yaml", _tiny_sweep_file(tmp_path))
+    proc = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wide = load(tmp_path / "results" / "mine" / "parity-wide" / "results.nc")
+    assert dict(wide.sizes)["lr"] == 3 and dict(wide.sizes)["rho"] == 2 and (wide.status == "done").all()
 
 
 PLUGIN = '''
