@@ -111,10 +111,30 @@ def inline_glue(nb) -> None:
             cell.source = GLUE.sub(lambda m: _text(glued.get(m.group(1), {}), m.group(2)), source)
 
 
+class _Notices:
+    """Where papermill writes a chapter kernel's stderr: lrsc's notices there (``lrsc: ...`` lines,
+    e.g. each sweep's runs by status as it ends, see :mod:`lrsc.progress`) go on to this process's
+    stderr, named by the chapter, so ``lrsc book`` shows what each chapter does as it goes; the
+    rest (progress bars, warnings) stays in the executed notebook only."""
+
+    def __init__(self, chapter: str):
+        self.chapter, self.pending = Path(chapter).name, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.startswith("lrsc: "):
+                print(f"lrsc: {self.chapter}: {line.removeprefix('lrsc: ')}", file=sys.stderr, flush=True)
+
+    def flush(self) -> None:
+        pass
+
+
 def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     """Run ``<chapter>.py`` through papermill with ``parameters``; returns the executed ``.ipynb``.
 
-    The kernel runs in ``root``. The notebook is written to a temporary name and renamed into
+    The kernel runs in ``root``; its notices (each sweep's runs by status, as it ends) are shown
+    on stderr as it runs (:class:`_Notices`). The notebook is written to a temporary name and renamed into
     place only when every cell succeeded, so a failed run leaves the old one intact. A copy
     with the glued values written in is kept in ``_build/notebooks/``.
     """
@@ -128,7 +148,7 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     tmp = out.with_name(f".{out.name}.tmp.ipynb")
     try:
         papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name="python3", cwd=str(root),
-                                   progress_bar=False)
+                                   progress_bar=False, stderr_file=_Notices(chapter))
     except papermill.PapermillExecutionError as e:
         raise ConfigError(f"chapter {chapter} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
                           f"(the executed notebook is {tmp})") from None
@@ -295,6 +315,8 @@ def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, 
             raise ConfigError(f"chapter {Path(lacking[0]).name} runs no sweep of its own; --set cannot change it")
     times_path = root / "_build" / "chapter_times.json"
     times = json.loads(times_path.read_text())["chapters"] if times_path.is_file() else {}
+    print(f"executing {len(chosen)} chapter{'s' if len(chosen) != 1 else ''} ({', '.join(Path(c).name for c in chosen)}), "
+          f"up to {jobs} at a time; each sweep's runs are counted as it ends", flush=True)
     for phase, side_by_side in _phases(root, chosen, params_dir):
         width = min(jobs, len(phase)) if side_by_side else 1
         if width > 1:

@@ -8,12 +8,12 @@ the first failure and exits with status 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 
 from lrsc.errors import ConfigError, RunsFailed
+from lrsc.progress import notices_to_stderr
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command of ``argv``; returns the exit status (2 for bad input, 1 for failed runs,
     130 when interrupted)."""
     args = _parser().parse_args(argv)
-    _log_to_stderr()
+    notices_to_stderr()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # SIGTERM stops a sweep as Ctrl-C does
     try:
@@ -168,28 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return code or 0
-
-
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record comes (a test may have swapped it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def _log_to_stderr() -> None:
-    """Show lrsc's notices (runs set aside, engines' choices) as ``lrsc: ...`` lines on stderr."""
-    log = logging.getLogger("lrsc")
-    if not any(isinstance(h, _Stderr) for h in log.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("lrsc: %(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
 
 
 def _interrupt(signum: int, frame) -> None:

@@ -2,7 +2,8 @@
 
 :func:`drive` submits the units, resubmits a unit whose worker was lost, waits for runs that
 another process holds (another sweep on the same store) and takes them over if that process
-goes away, and moves a progress bar as each run ends, within batched units too.
+goes away, and moves a progress bar as each run ends, within batched units too: one bar per
+sweep (a widget in a notebook where ipywidgets is installed, see :mod:`lrsc.progress`).
 """
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import traceback
 from collections import defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
-
 from lrsc import engines
+from lrsc.progress import bar, in_notebook
 from lrsc.store import FINISHED, RunStore, Unwritable
 from lrsc.units import Run, execute, record
 
@@ -21,11 +21,22 @@ POLL_S = 1.0  # seconds between looks at the store while units run elsewhere
 
 
 class _Progress:
-    """A bar over a sweep's runs, counting done, diverged and failed ones; each run counts once."""
+    """A bar over a sweep's runs, counting done, diverged and failed ones; each run counts once,
+    as it ends in this sweep: a run whose record (e.g. a failure from an earlier sweep, which this
+    one trains again) is in the store when the bar starts counts only once its record is
+    rewritten, so the final counts are those ``lrsc status`` gives."""
 
-    def __init__(self, store: RunStore, total: int, show: bool, desc: str):
+    def __init__(self, store: RunStore, runs: list[Run], total: int, show: bool, desc: str):
         self.store, self.seen, self.counts = store, set(), dict.fromkeys(("done", "diverged", "failed"), 0)
-        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not show)
+        self.before = {run.hash: self._written(run.hash) for run in runs}
+        self.bar = bar(total=total, desc=desc, unit="run", disable=not show)
+
+    def _written(self, run_hash: str) -> int | None:
+        """When the run's record was last written (ns), None without one."""
+        try:
+            return self.store.path(run_hash, "json").stat().st_mtime_ns
+        except OSError:
+            return None
 
     def ended(self, run_hash: str, status: str) -> None:
         if run_hash in self.seen or status not in self.counts:
@@ -38,7 +49,7 @@ class _Progress:
     def poll(self, runs: list[Run]) -> None:
         """Count the runs that ended in the store since the last look (units running elsewhere)."""
         for run in runs:
-            if run.hash not in self.seen:
+            if run.hash not in self.seen and self._written(run.hash) != self.before.get(run.hash):
                 status = self.store.state(run.hash, verify=False).status
                 if status in (*FINISHED, "failed"):
                     self.ended(run.hash, status)
@@ -60,10 +71,14 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     pending. Runs another process holds are waited for, and trained here if that process goes
     away without finishing them.
     """
-    bar = _Progress(store, total, progress, f"sweep {sweep.rsplit('/', 1)[-1]}")
+    bar = _Progress(store, [run for unit in units for run in unit], total, progress,
+                    f"sweep {sweep.rsplit('/', 1)[-1]}")
     bar.bar.update(total - sum(map(len, units)))
     report = bar.ended if executor.in_process else None
-    args = (str(store.root), device, extension_blob, sweep, progress and executor.in_process, report)
+    # a run's own bar over its steps, in this process only, and not in a notebook: there the sweep's
+    # bar is the one bar (a bar per run would be a new output per run)
+    steps = progress and executor.in_process and not in_notebook()
+    args = (str(store.root), device, extension_blob, sweep, steps, report)
     lost: defaultdict[int, int] = defaultdict(int)
     queue, alone, running, waiting = deque(range(len(units))), deque(), {}, []
     try:

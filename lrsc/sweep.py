@@ -25,11 +25,12 @@ from lrsc.collect import collect, provenance, up_to_date
 from lrsc.drive import drive
 from lrsc.errors import ConfigError, RunsFailed
 from lrsc.heal import check, heal
+from lrsc.progress import in_notebook
 from lrsc.records import RECORDS
 from lrsc.registry import fingerprint
 from lrsc.runs import check_contract
 from lrsc.seeding import check_device, pick_device
-from lrsc.store import RunStore, State, default_store, name_of
+from lrsc.store import STATUSES, RunStore, State, default_store, name_of
 from lrsc.train import check_precision
 from lrsc.units import Run, batches, one_at_a_time
 
@@ -295,8 +296,11 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
         sweepdir.write(out, given, cfg, runs, store.root)
     results = None if todo else up_to_date(out)  # a sweep asked for again: its results.nc, unless the store moved on
     if results is None:
-        results = collect(out, progress)
+        results = collect(out, progress and not in_notebook())  # in a notebook, the sweep's bar is the one bar
         sweepdir.write_results(out, results, provenance(out))
+    counts = {status: int((results.status == status).sum()) for status in STATUSES}
+    log.info("%s: %d runs: %s (%d trained now)", out, len(runs),
+             ", ".join(f"{n} {status}" for status, n in counts.items() if n), len(todo))
     failed = sweepdir.failures(out)
     if failed:
         first = failed[0]
