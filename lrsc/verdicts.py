@@ -174,6 +174,27 @@ def compared(ds: xr.Dataset, axis: str = "lr") -> list:
     return sorted(values.tolist())
 
 
+def left_out(ds: xr.Dataset, axis: str = "lr") -> list[str]:
+    """Each value of ``axis`` that :func:`compared` leaves out, and why, by seed: e.g.
+    ``"lr 3.16: seeds 1, 4 diverged"``, ``"lr 0.1: seed 2 did not meet its stopping criterion"``."""
+    if "seed" not in ds.dims:
+        ds = ds.expand_dims(seed=[0])
+    kept, out = compared(ds, axis), []
+    for value in ds[axis].values.tolist():
+        if value in kept:
+            continue
+        at = ds.sel({axis: value})
+        others = [d for d in at.diverged.dims if d != "seed"]  # e.g. a second grid axis
+        diverged, converged = at.diverged.any(others), at.converged.all(others)
+        reasons = []
+        for what, chosen in (("diverged", diverged), ("did not meet the stopping criterion", ~converged & ~diverged)):
+            seeds = at.seed.values[chosen.values].tolist()
+            if seeds:
+                reasons.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} {what}")
+        out.append(f"{axis} {value:g}: {', '.join(reasons)}")
+    return out
+
+
 def presentation(da: xr.DataArray) -> Presentation:
     """How variable ``da`` is shown and judged, from its stored attributes."""
     return Presentation.of(da.attrs, str(da.name))
@@ -238,9 +259,8 @@ def trend(ds: xr.Dataset, var: str, expected: int = 1, axis: str = "lr", sign: i
     look = presentation(ds[var])
     values = compared(ds, axis)
     if len(values) < 2:
-        dropped = [v for v in ds[axis].values.tolist() if v not in values]
-        why = f"; left out: {axis} {', '.join(f'{v:g}' for v in dropped)} (some seed did not meet its stopping " \
-              f"criterion or diverged)" if dropped else ""
+        dropped = left_out(ds, axis)
+        why = f"; left out: {'; '.join(dropped)}" if dropped else ""
         return Verdict("untestable", seeds=ds.sizes["seed"], points=len(values), units=look.effect_units,
                        reason=f"fewer than two compared {axis} values ({len(values)}){why}")
     fails = learns(ds)
