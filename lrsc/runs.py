@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from lrsc import datasets, models, sweepdir
-from lrsc.models import features_and_logits
 from lrsc.errors import ConfigError
+from lrsc.models import features_and_logits
 from lrsc.seeding import derive_seed, pick_device
 from lrsc.store import FINISHED, RunStore
 
