@@ -59,7 +59,7 @@ class _Progress:
 
 
 def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, device: str, retries: int,
-          extension_blob: bytes | None, sweep: str, total: int, progress: bool) -> None:
+          extension_blob: bytes | None, sweep: str, total: int, progress: bool, check: bool = False) -> None:
     """Run every unit on ``executor`` until each of its runs has ended in ``store``.
 
     A unit whose worker was lost is resubmitted up to ``retries`` times. Where one lost worker
@@ -69,7 +69,8 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     the runs' own errors) marks the unit's runs failed, except a store that cannot be written
     (:class:`lrsc.store.Unwritable`, e.g. a full disk), which stops the sweep with its runs
     pending. Runs another process holds are waited for, and trained here if that process goes
-    away without finishing them.
+    away without finishing them. ``check``: each unit checks its data and model before it
+    trains (see :func:`lrsc.units.execute`).
     """
     bar = _Progress(store, [run for unit in units for run in unit], total, progress,
                     f"sweep {sweep.rsplit('/', 1)[-1]}")
@@ -78,7 +79,7 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     # a run's own bar over its steps, in this process only, and not in a notebook: there the sweep's
     # bar is the one bar (a bar per run would be a new output per run)
     steps = progress and executor.in_process and not in_notebook()
-    args = (str(store.root), device, extension_blob, sweep, steps, report)
+    args = (str(store.root), device, extension_blob, sweep, steps, report, check)
     lost: defaultdict[int, int] = defaultdict(int)
     queue, alone, running, waiting = deque(range(len(units))), deque(), {}, []
     try:

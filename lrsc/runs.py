@@ -88,16 +88,17 @@ def _check_split(name: str, part: str, split: datasets.Split, info: datasets.Inf
                           f"num_classes={info.num_classes}; make the builder and the check agree")
 
 
-def check_contract(run: dict) -> None:
+def check_contract(run: dict, keep: bool = True) -> None:
     """Before a sweep trains any run like ``run``: build its dataset (through the cache its
-    training then reads) and check every split against what the dataset's check declared (input
+    training then reads; ``keep=False`` leaves the cache as it was) and check every split against what the dataset's check declared (input
     shape, float32 inputs, int64 labels within their ranges, class count, training-set size),
     then put two training inputs through a freshly built model, as training and every metric
     use it (:func:`lrsc.models.features_and_logits`). Raises ConfigError naming the dataset or
     the model and what to change."""
     name = run["dataset"]
     info = datasets.check(name, run["dataset_params"])
-    train, test = _built(name, run["dataset_params"], run["seed"])
+    train, test = _built(name, run["dataset_params"], run["seed"]) if keep else \
+        datasets.build(name, seed=run["seed"], **run["dataset_params"])
     for part, split in (("training", train), ("test", test)):
         _check_split(name, part, split, info)
     if len(train) != info.n_train:

@@ -198,18 +198,19 @@ def status(out_dir: str | Path) -> tuple[list[tuple[dict, str, State]], str]:
     return [(run.point, run.hash, check(store, run)[0]) for run in runs], ""
 
 
-def check_contracts(runs: list[Run]) -> None:
+def check_contracts(runs: list[Run], keep: bool = True) -> None:
     """Put one batch of data through one model of each dataset and model the ``runs`` use, before
     any trains (:func:`lrsc.runs.check_contract`): a dataset that does not hold what its check
     declared, or a model that fails on its inputs, is a ConfigError here rather than a failure of
-    every run after its training."""
+    every run after its training. ``keep``: keep each built dataset in this process's cache (for
+    runs that train in this process)."""
     seen = set()
     for run in runs:
         key = json.dumps([run.config[k] for k in ("dataset", "dataset_params", "model", "model_params")],
                          sort_keys=True)
         if key not in seen:
             seen.add(key)
-            check_contract(run.config)
+            check_contract(run.config, keep)
 
 
 def _unique(values) -> list:
@@ -280,18 +281,20 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
     given = config_mod.restrict(cfg, given)  # what was asked for, normalised: rerun as is, it is this sweep
     heal(store, runs, device)
     todo = [r for r in runs if not store.finished(r.hash)]
-    check_contracts(todo)
+    local = engine == "local"  # the runs train on this machine: their data and model are checked here
+    if local:
+        check_contracts(todo, keep=workers == 1)
     if todo:
         alone = one_at_a_time(todo)
         if alone and models_at_once > 1:
             log.info("%s runs train one model at a time: the batched kernel does SGD only (Adam-type optimisers "
                      "keep their own state per weight, ASAM takes a second gradient pass)", ", ".join(sorted(alone)))
-        units = batches(todo, models_at_once, workers if engine == "local" else 1)
+        units = batches(todo, models_at_once, workers if local else 1)
         with engines.make_executor(engine, workers, device=device, scheduler=scheduler, slurm=slurm,
                                    folder=out / "slurm") as executor:
             sweepdir.write(out, given, cfg, runs, store.root)
             blob = None if executor.in_process else extensions.snapshot()
-            drive(executor, units, store, device, retries, blob, str(out), len(runs), progress)
+            drive(executor, units, store, device, retries, blob, str(out), len(runs), progress, check=not local)
     else:
         sweepdir.write(out, given, cfg, runs, store.root)
     results = None if todo else up_to_date(out)  # a sweep asked for again: its results.nc, unless the store moved on
@@ -299,7 +302,7 @@ def run_sweep(cfg: dict | str | Path, out_dir: str | Path, overrides: list[str] 
         results = collect(out, progress and not in_notebook())  # in a notebook, the sweep's bar is the one bar
         sweepdir.write_results(out, results, provenance(out))
     counts = {status: int((results.status == status).sum()) for status in STATUSES}
-    log.info("%s: %d runs: %s (%d trained now)", out, len(runs),
+    log.info("%s: %d runs: %s (%d not stored when the sweep started)", out, len(runs),
              ", ".join(f"{n} {status}" for status, n in counts.items() if n), len(todo))
     failed = sweepdir.failures(out)
     if failed:
