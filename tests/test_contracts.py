@@ -13,6 +13,7 @@ from torch import nn
 from lrsc import datasets, models, prune, sweep, units, variables
 from lrsc.cli import main
 from lrsc.datasets import Info, Split
+from lrsc.errors import RunsFailed
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +129,11 @@ def test_a_broken_contract_is_one_line_before_any_run_trains(tmp_path, capsys, t
     assert code == 2 and len(lines) == 1 and lines[0].startswith("lrsc: error:") and message in lines[0], err
     assert trained == []
     assert not (tmp_path / "out" / "results.nc").exists()
+
+
+def test_on_dask_each_unit_checks_its_contract_before_it_trains(tmp_path):
+    pytest.importorskip("distributed")
+    _toy(dtype=torch.float64)
+    models.register("plain", replace=True)(sequential)
+    with pytest.raises(RunsFailed, match="2 of 2 runs failed.*dataset 'toy': its training split holds float64 inputs"):
+        sweep.run_sweep(CFG, tmp_path / "out", engine="dask", workers=1, progress=False)
