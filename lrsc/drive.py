@@ -13,7 +13,8 @@ from collections import defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from lrsc import engines
-from lrsc.progress import bar, in_notebook
+from lrsc.progress import bar as make_bar
+from lrsc.progress import in_notebook
 from lrsc.store import FINISHED, RunStore, Unwritable
 from lrsc.units import Run, execute, record
 
@@ -29,7 +30,7 @@ class _Progress:
     def __init__(self, store: RunStore, runs: list[Run], total: int, show: bool, desc: str):
         self.store, self.seen, self.counts = store, set(), dict.fromkeys(("done", "diverged", "failed"), 0)
         self.before = {run.hash: self._written(run.hash) for run in runs}
-        self.bar = bar(total=total, desc=desc, unit="run", disable=not show)
+        self.bar = make_bar(total=total, desc=desc, unit="run", disable=not show)
 
     def _written(self, run_hash: str) -> int | None:
         """When the run's record was last written (ns), None without one."""
