@@ -11,7 +11,8 @@ registry entries, but not the ones a user registered in a notebook or a script (
 functions live in its ``__main__``, which no other process can import). So every unit a sweep
 submits carries :func:`snapshot`, the user's entries pickled *by value* with cloudpickle, and
 the worker calls :func:`install` before it trains. Entries from importable modules pickle by
-reference and are imported there as usual.
+reference and are imported there as usual, except a plugin's, which pickle by value too (a
+worker need not have the plugin on its path).
 """
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ def test_a_plugin_reaches_the_command_line_and_every_engine(tmp_path, engine):
     assert (ds.status == "done").all() and ds.sizes["neuron"] == 8
     assert ds.bc_share.notnull().all() and ds.test_acc.notnull().all()
     saved = yaml.safe_load((out / "sweep.yaml").read_text())["plugins"]
-    assert saved == ([str(tmp_path / "shapes_plugin.py")] if engine == "dask" else ["shapes_plugin"])
+    assert saved == ([str((tmp_path / "shapes_plugin.py").resolve())] if engine == "dask" else ["shapes_plugin"])
     # lrsc status plans the sweep with the plugin its sweep.yaml names: nothing to retrain, nothing unplannable
     status = subprocess.run([*lrsc, "status", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert status.returncode == 0 and "cannot be planned" not in status.stdout and "done" in status.stdout, status
