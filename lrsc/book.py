@@ -232,8 +232,8 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
     log = root / "_build" / "jupyter-book.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as sink:
-        built = subprocess.run([str(jb), "build", str(root), "--builder", "html", *(["--toc", str(toc)] if toc else [])],
-                               stdout=sink, stderr=subprocess.STDOUT)
+        command = [str(jb), "build", str(root), "--builder", "html", *(["--toc", str(toc)] if toc else [])]
+        built = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT)
     if built.returncode:
         lines = log.read_text().strip().splitlines()
         raise ConfigError(f"jupyter-book could not build the HTML ({lines[-1] if lines else 'no output'}); its whole "
@@ -315,8 +315,9 @@ def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, 
             raise ConfigError(f"chapter {Path(lacking[0]).name} runs no sweep of its own; --set cannot change it")
     times_path = root / "_build" / "chapter_times.json"
     times = json.loads(times_path.read_text())["chapters"] if times_path.is_file() else {}
-    print(f"executing {len(chosen)} chapter{'s' if len(chosen) != 1 else ''} ({', '.join(Path(c).name for c in chosen)}), "
-          f"up to {jobs} at a time; each sweep's runs are counted as it ends", flush=True)
+    names = ", ".join(Path(c).name for c in chosen)
+    print(f"executing {len(chosen)} chapter{'s' if len(chosen) != 1 else ''} ({names}), up to {jobs} at a time; "
+          f"each sweep's runs are counted as it ends", flush=True)
     for phase, side_by_side in _phases(root, chosen, params_dir):
         width = min(jobs, len(phase)) if side_by_side else 1
         if width > 1:

@@ -26,8 +26,8 @@ from lrsc.store import FINISHED, STATUS_DEFINITION, RunStore
 
 log = logging.getLogger("lrsc")
 # What collect() writes besides the runs' values (the ``status`` and ``run`` variables, the
-# variables' and coordinates' attributes): part of a results.nc's fingerprint, raised whenever that changes, so
-# that files collected before are collected again rather than read back without it.
+# variables' and coordinates' attributes): part of a results.nc's fingerprint, raised whenever
+# that changes, so that files collected before are collected again rather than read as they are.
 LAYOUT = 2
 RUN_ATTRS = {"long_name": "run hash", "description": "the run's name in the run store (its <hash>.nc, .pt and "
              ".json); lrsc.runs.model_at gives its trained model"}

@@ -90,11 +90,11 @@ def _check_split(name: str, part: str, split: datasets.Split, info: datasets.Inf
 
 def check_contract(run: dict, keep: bool = True) -> None:
     """Before a sweep trains any run like ``run``: build its dataset (through the cache its
-    training then reads; ``keep=False`` leaves the cache as it was) and check every split against what the dataset's check declared (input
-    shape, float32 inputs, int64 labels within their ranges, class count, training-set size),
-    then put two training inputs through a freshly built model, as training and every metric
-    use it (:func:`lrsc.models.features_and_logits`). Raises ConfigError naming the dataset or
-    the model and what to change."""
+    training then reads; ``keep=False`` leaves the cache as it was) and check every split against
+    what the dataset's check declared (input shape, float32 inputs, int64 labels within their
+    ranges, class count, training-set size), then put two training inputs through a freshly built
+    model, as training and every metric use it (:func:`lrsc.models.features_and_logits`). Raises
+    ConfigError naming the dataset or the model and what to change."""
     name = run["dataset"]
     info = datasets.check(name, run["dataset_params"])
     train, test = _built(name, run["dataset_params"], run["seed"]) if keep else \

@@ -29,9 +29,9 @@ from torch import nn
 
 import lrsc
 from lrsc import datasets, extensions, models, netcdf, variables
+from lrsc.errors import ConfigError
 from lrsc.evaluation import evaluate, neuron_selectivity
 from lrsc.provenance import provenance
-from lrsc.errors import ConfigError
 from lrsc.runs import check_contract, init_model, load_data
 from lrsc.seeding import pick_device
 from lrsc.settings import TrainSettings

@@ -111,8 +111,8 @@ def test_the_notebook_blocks_run_in_a_notebook_and_as_a_script(tmp_path, how):
 
 
 def test_the_sweep_commands_run_as_written(tmp_path):
-    block = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text().split("## Sweeps from the command line")[1],
-                       flags=re.S)[0]
+    section = (ROOT / "README.md").read_text().split("## Sweeps from the command line")[1]
+    block = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0]
     bin_dir = str(Path(sys.executable).parent)
     script = block.replace(".venv/bin", bin_dir).replace("params/quick/parity.yaml", _tiny_sweep_file(tmp_path))
     proc = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)

@@ -143,7 +143,7 @@ def test_results_to_take_away(tmp_path, tiny_parity):
     out = tmp_path / "out"
     sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
     ds = xr.open_dataset(out / "results.nc")
-    assert ds.sizes["snapshot"] == 0 and ds.to_dataframe().empty  # the whole grid's product of dims: what table() avoids
+    assert ds.sizes["snapshot"] == 0 and ds.to_dataframe().empty  # every dim crossed, one of length 0
     table = results.table(ds)
     assert len(table) == 4 and table.index.names == ["lr", "seed"]
     assert {"run", "status", "test_acc", "prunability", "steps", "converged"} <= set(table.columns)
