@@ -23,6 +23,7 @@ from torch import nn
 from lrsc import datasets, models, sweepdir
 from lrsc.errors import ConfigError
 from lrsc.models import features_and_logits
+from lrsc.registry import fingerprint
 from lrsc.seeding import derive_seed, pick_device
 from lrsc.store import FINISHED, RunStore
 
@@ -38,8 +39,10 @@ def _nbytes(split: datasets.Split) -> int:
 
 
 def _built(name: str, params: dict, seed: int) -> tuple[datasets.Split, datasets.Split]:
-    """``datasets.build(name, seed, **params)`` through the bounded cache (least recently used goes first)."""
-    key = json.dumps([name, params, seed], sort_keys=True)
+    """``datasets.build(name, seed, **params)`` through the bounded cache (least recently used goes first).
+    The key holds the builder's code fingerprint: a dataset registered anew under its name (other
+    code, e.g. a notebook cell run again) is built again, never read from the cache."""
+    key = json.dumps([name, fingerprint(datasets.REGISTRY.get(name)[0]), params, seed], sort_keys=True)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]

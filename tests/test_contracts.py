@@ -37,8 +37,9 @@ def sequential(*, input_shape: tuple[int, ...], num_classes: int, width: int = 1
                          nn.Linear(width, num_classes))
 
 
-def _toy(declared: tuple[int, ...] = (2,), dtype: torch.dtype = torch.float32):
-    """A two-feature dataset whose check declares inputs of shape ``declared``, built as ``dtype``."""
+def _toy(declared: tuple[int, ...] = (2,), dtype: str = "float32"):
+    """A two-feature dataset whose check declares inputs of shape ``declared``, built as ``dtype`` (a
+    name the builder closes over, so each variant is other code to the dataset cache)."""
 
     def check(p: dict) -> Info:
         return Info(p["n_train"], declared, 2)
@@ -50,7 +51,7 @@ def _toy(declared: tuple[int, ...] = (2,), dtype: torch.dtype = torch.float32):
             y = torch.randint(2, (n,), generator=g)
             b = y.clone() if biased else torch.randint(2, (n,), generator=g)
             x = torch.stack([y + 0.5 * torch.randn(n, generator=g), b + 0.1 * torch.randn(n, generator=g)], 1)
-            return Split(x.to(dtype), y, b, num_classes=2, num_bias=2)
+            return Split(x.to(getattr(torch, dtype)), y, b, num_classes=2, num_bias=2)
 
         return split(n_train, True), split(n_test, False)
 
@@ -116,7 +117,7 @@ def _sweep_cli(tmp_path, capsys, cfg: dict) -> tuple[int, str]:
     ("classes", "model 'plain' with model_params {'width': 16} gives outputs of shape (3,)"),
 ])
 def test_a_broken_contract_is_one_line_before_any_run_trains(tmp_path, capsys, trained, case, message):
-    _toy(declared=(3,) if case == "shape" else (2,), dtype=torch.float64 if case == "float64" else torch.float32)
+    _toy(declared=(3,) if case == "shape" else (2,), dtype=case if case == "float64" else "float32")
     if case == "twice":
         models.register("plain", replace=True)(twice)
     elif case == "classes":  # a model that ignores num_classes
@@ -133,7 +134,7 @@ def test_a_broken_contract_is_one_line_before_any_run_trains(tmp_path, capsys, t
 
 def test_on_dask_each_unit_checks_its_contract_before_it_trains(tmp_path):
     pytest.importorskip("distributed")
-    _toy(dtype=torch.float64)
+    _toy(dtype="float64")
     models.register("plain", replace=True)(sequential)
     with pytest.raises(RunsFailed, match="2 of 2 runs failed.*dataset 'toy': its training split holds float64 inputs"):
         sweep.run_sweep(CFG, tmp_path / "out", engine="dask", workers=1, progress=False)
