@@ -3,7 +3,10 @@
 Each chapter is a jupytext percent-format notebook ``book/<name>.py`` listed in ``_toc.yml``.
 ``build_book`` executes it with the parameters in ``params/<profile>/<name>.yaml`` into
 ``book/<name>.ipynb``, two chapters at a time by default, in the phases of :data:`ORDER`; then
-it builds ``_build/html`` without executing anything again. Each executed chapter shows the
+it builds ``_build/html`` without executing anything again, of the pages executed so far (on a
+fresh clone, ``--only X`` builds a book of X and the pages that need no execution; the others
+join once executed). Jupyter Book's output goes to ``_build/jupyter-book.log``; a failed build is
+one line naming it. Each executed chapter shows the
 parameters that ran once, in its parameters cell; a copy with every glued value written in
 place is kept in ``_build/notebooks/`` for reading outside the book. The time each chapter
 took is kept in ``_build/chapter_times.json`` for the pages that report it.
@@ -11,6 +14,7 @@ took is kept in ``_build/chapter_times.json`` for the pages that report it.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import pprint
@@ -109,10 +113,30 @@ def inline_glue(nb) -> None:
             cell.source = GLUE.sub(lambda m: _text(glued.get(m.group(1), {}), m.group(2)), source)
 
 
+class _Notices:
+    """Where papermill writes a chapter kernel's stderr: lrsc's notices there (``lrsc: ...`` lines,
+    e.g. each sweep's runs by status as it ends, see :mod:`lrsc.progress`) go on to this process's
+    stderr, named by the chapter, so ``lrsc book`` shows what each chapter does as it goes; the
+    rest (progress bars, warnings) stays in the executed notebook only."""
+
+    def __init__(self, chapter: str):
+        self.chapter, self.pending = Path(chapter).name, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.startswith("lrsc: "):
+                print(f"lrsc: {self.chapter}: {line.removeprefix('lrsc: ')}", file=sys.stderr, flush=True)
+
+    def flush(self) -> None:
+        pass
+
+
 def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     """Run ``<chapter>.py`` through papermill with ``parameters``; returns the executed ``.ipynb``.
 
-    The kernel runs in ``root``. The notebook is written to a temporary name and renamed into
+    The kernel runs in ``root``; its notices (each sweep's runs by status, as it ends) are shown
+    on stderr as it runs (:class:`_Notices`). The notebook is written to a temporary name and renamed into
     place only when every cell succeeded, so a failed run leaves the old one intact. A copy
     with the glued values written in is kept in ``_build/notebooks/``.
     """
@@ -126,7 +150,7 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
     tmp = out.with_name(f".{out.name}.tmp.ipynb")
     try:
         papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name="python3", cwd=str(root),
-                                   progress_bar=False)
+                                   progress_bar=False, stderr_file=_Notices(chapter))
     except papermill.PapermillExecutionError as e:
         raise ChapterFailed(f"chapter {chapter} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
                           f"(the executed notebook is {tmp})") from None
@@ -179,23 +203,15 @@ def _left_out(params_dir: Path, chapter: str) -> str:
     return reason.strip()
 
 
-def _leave_out(root: Path, params_dir: Path, left_out: dict[str, str]) -> Path | None:
-    """Record each left-out chapter in its results folder (its claims are untestable with the reason,
-    :func:`lrsc.claims.leave_out`) and write the table of contents without them to
-    ``_build/_toc.<profile>.yml``; None when the profile leaves nothing out."""
-    if not left_out:
-        return None
+def _record_left_out(root: Path, params_dir: Path, left_out: dict[str, str]) -> None:
+    """Record each left-out chapter in its results folder: its claims are untestable with the
+    reason (:func:`lrsc.claims.leave_out`)."""
     for chapter, reason in left_out.items():
         results_dir = _chapter_parameters(params_dir, chapter, None).get("results_dir")
         if not results_dir:
             raise ConfigError(f"{params_dir / Path(chapter).name}.yaml leaves the chapter out but names no "
                               f"results_dir, where its claims are recorded as untestable; add results_dir")
         claims.leave_out(root / results_dir, Path(chapter).name, reason)
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    toc["chapters"] = [c for c in toc["chapters"] if c["file"] not in left_out]
-    path = root / "_build" / f"_toc.{params_dir.name}.yml"
-    write_text(yaml.safe_dump(toc, sort_keys=False), path)
-    return path
 
 
 def _chapter_parameters(params_dir: Path, chapter: str, overrides: dict | None) -> dict:
@@ -243,15 +259,60 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         raise ConfigError("--set goes with --only: name the chapter(s) whose sweeps it changes")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    toc = _leave_out(root, params_dir, left_out)  # first: the pages that read the ledger see it
+    _record_left_out(root, params_dir, left_out)  # first: the pages that read the ledger see it
     if execute:
         _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs())
+    toc = _buildable_toc(root, set(left_out))
     jb = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jb), "build", str(root), "--builder", "html", *(["--toc", str(toc)] if toc else [])],
-                   check=True)
+    log = root / "_build" / "jupyter-book.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as sink:
+        command = [str(jb), "build", str(root), "--builder", "html", *(["--toc", str(toc)] if toc else [])]
+        built = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT)
+    if built.returncode:
+        lines = log.read_text().strip().splitlines()
+        raise ChapterFailed(f"jupyter-book could not build the HTML ({lines[-1] if lines else 'no output'}); its "
+                            f"whole output is in {log}")
     html = root / "_build" / "html"
     print(f"book written to {html / 'index.html'}")
     return html
+
+
+def _buildable_toc(root: Path, left_out: set[str]) -> Path | None:
+    """A table of contents of the pages that can be built now, when some cannot: none the profile
+    leaves out, a notebook page only once it has been executed (``book/<name>.ipynb``), every
+    other page as it is; None when every page can be. The root page, when not executed yet, gives
+    its place to the first page that is. Written to ``_build/_toc.built.yml``; the pages waiting
+    to be executed are named on stdout."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    notebooks = set(chapters(root))
+
+    def ready(page: str) -> bool:
+        return page not in left_out and (page not in notebooks or (root / f"{page}.ipynb").is_file())
+
+    parts = lambda t: [t] + t.get("parts", [])  # noqa: E731  (the levels that hold chapters)
+    missing = [f for f in [toc["root"]] + [c["file"] for part in parts(toc) for c in part.get("chapters", [])]
+               if not ready(f)]
+    if not missing:
+        return None
+    partial = copy.deepcopy(toc)
+    for part in parts(partial):
+        if "chapters" in part:
+            part["chapters"] = [c for c in part["chapters"] if ready(c["file"])]
+    if "parts" in partial:
+        partial["parts"] = [part for part in partial["parts"] if part["chapters"]]
+    if not ready(toc["root"]):
+        first = next((part for part in parts(partial) if part.get("chapters")), None)
+        if first is None:
+            raise ConfigError("no page of the book has been executed yet: run lrsc book, or lrsc book --only CHAPTER")
+        partial["root"] = first["chapters"].pop(0)["file"]
+    path = root / "_build" / "_toc.built.yml"
+    write_text(yaml.safe_dump(partial, sort_keys=False), path)
+    waiting = [Path(f).name for f in missing if f not in left_out]
+    if waiting:
+        print(f"building the pages executed so far; left out until they are executed (lrsc book executes every "
+              f"chapter): {', '.join(waiting)}", flush=True)
+    return path
 
 
 def default_jobs() -> int:
@@ -292,6 +353,9 @@ def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, 
             raise ConfigError(f"chapter {Path(lacking[0]).name} runs no sweep of its own; --set cannot change it")
     times_path = root / "_build" / "chapter_times.json"
     times = json.loads(times_path.read_text())["chapters"] if times_path.is_file() else {}
+    names = ", ".join(Path(c).name for c in chosen)
+    print(f"executing {len(chosen)} chapter{'s' if len(chosen) != 1 else ''} ({names}), up to {jobs} at a time; "
+          f"each sweep's runs are counted as it ends", flush=True)
     for phase, side_by_side in _phases(root, chosen, params_dir):
         width = min(jobs, len(phase)) if side_by_side else 1
         if width > 1:

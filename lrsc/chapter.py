@@ -19,6 +19,7 @@ import xarray as xr
 from lrsc import claims, report
 from lrsc.errors import ConfigError
 from lrsc.paths import resolve
+from lrsc.progress import notices_to_stderr
 from lrsc.results import config_values, title
 from lrsc.sweep import run_sweep
 
@@ -31,6 +32,7 @@ class Chapter:
     """
 
     def __init__(self, name: str, results_dir: str | Path, overrides: dict | None = None, progress: bool = False):
+        notices_to_stderr()  # each sweep's runs by status as it ends: what lrsc book shows while the chapter runs
         self.name, self.out = name, resolve(results_dir)
         self.overrides, self.progress = dict(overrides or {}), progress
         self._roles: dict[str, list[str]] = {}

@@ -8,12 +8,12 @@ the first failure and exits with status 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 
 from lrsc.errors import LrscError
+from lrsc.progress import notices_to_stderr
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -25,7 +25,7 @@ def _sweep(args: argparse.Namespace) -> None:
     results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
                         models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
                         workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm,
-                        store=args.store)
+                        store=args.store, plugins=args.imports)
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
           f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
 
@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=2000 --set grid.lr=[0.1,1.0]")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module (from the current folder or the Python path) or .py file that registers datasets, "
+                        "models or metrics, imported before the sweep is planned and kept in its sweep.yaml; "
+                        "repeatable")
     p.add_argument("--no-batch", action="store_true",
                    help="train runs one at a time (by default, runs that differ only in lr and seed train together)")
     p.add_argument("--engine", default="local",
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command of ``argv``; returns the exit status (an error's ``exit_code``, see
     :mod:`lrsc.errors`: 2 for bad input, 1 for failed runs or chapters; 130 when interrupted)."""
     args = _parser().parse_args(argv)
-    _log_to_stderr()
+    notices_to_stderr()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # SIGTERM stops a sweep as Ctrl-C does
     try:
@@ -161,28 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return code or 0
-
-
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record comes (a test may have swapped it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def _log_to_stderr() -> None:
-    """Show lrsc's notices (runs set aside, engines' choices) as ``lrsc: ...`` lines on stderr."""
-    log = logging.getLogger("lrsc")
-    if not any(isinstance(h, _Stderr) for h in log.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("lrsc: %(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
 
 
 def _interrupt(signum: int, frame) -> None:

@@ -25,9 +25,13 @@ from lrsc.provenance import FIELDS
 from lrsc.store import FINISHED, STATUS_DEFINITION, RunStore
 
 log = logging.getLogger("lrsc")
-# How collect() lays out what it writes (its files, the dims it leaves out): part of a results.nc's
-# fingerprint, raised whenever that changes, so that files collected before are collected again.
-LAYOUT = 2
+# What collect() writes besides the runs' values (its files, the ``status`` and ``run`` variables,
+# the dims it leaves out, the variables' and coordinates' attributes): part of a results.nc's
+# fingerprint, raised whenever that changes, so that files collected before are collected again
+# rather than read as they are.
+LAYOUT = 3
+RUN_ATTRS = {"long_name": "run hash", "description": "the run's name in the run store (its <hash>.nc, .pt and "
+             ".json); lrsc.runs.model_at gives its trained model"}
 
 
 def read_results(path: str | Path) -> xr.Dataset:
@@ -97,8 +101,8 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     longest run along ``step`` (coordinate: the step after which each record was taken),
     per-neuron values to the widest model along ``neuron``; a dim no run fills (``snapshot`` when
     ``metrics.snapshot_steps`` is empty) is left out, with the variables on it, so that every
-    variable has values (``to_dataframe`` gives rows). ``progress`` shows a bar over the files
-    read. The dataset's ``fingerprint`` attr says what it was collected from.
+    variable has values. ``progress`` shows a bar over the files read. The ``run`` variable holds
+    each grid point's run hash, and the ``fingerprint`` attr says what the dataset was collected from.
     """
     out = Path(out_dir)
     grid = sweepdir.read_grid(out)
@@ -107,10 +111,11 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     store = RunStore(grid["store"])
     dims = grid["dims"]
     shape = tuple(len(v) for v in dims.values())
-    statuses = np.empty(shape, dtype=object)
+    statuses, hashes = np.empty(shape, dtype=object), np.empty(shape, dtype=object)
     stored: dict[tuple, tuple[str, dict]] = {}
     for point, h in zip(sweepdir.points(grid), grid["hashes"]):
         pos = tuple(dims[d].index(point[d]) for d in dims)
+        hashes[pos] = h
         state = store.state(h)
         if state.status == "damaged":
             moved = store.set_aside(h, "corrupt")
@@ -149,20 +154,22 @@ def collect(out_dir: str | Path, progress: bool = False) -> xr.Dataset:
     for name, (_, dt, _) in specs.items():
         if dt == object:
             results[name] = results[name].astype(str)
-    results["status"] = (list(dims), statuses.astype(str), {"long_name": "run status", "units": "1",
+    results["status"] = (list(dims), statuses.astype(str), {"long_name": "run status",
                                                             "description": STATUS_DEFINITION})
+    results["run"] = (list(dims), hashes.astype(str), RUN_ATTRS)
     return results
 
 
 def _coords(dims: dict[str, list], sizes: dict[str, int], cfg: dict) -> dict:
     every = cfg["train"]["record_every"]
-    coords = {dim: (dim, values, {"long_name": settings.label(dim), "units": "1"}) for dim, values in dims.items()}
+    # every coordinate is dimensionless: CF units "1" goes unwritten (variables.cf_units)
+    coords = {dim: (dim, values, {"long_name": settings.label(dim)}) for dim, values in dims.items()}
     coords["step"] = ("step", every * np.arange(1, sizes.get("step", 0) + 1),
-                      {"long_name": "training steps taken when the record was made", "units": "1"})
+                      {"long_name": "training steps taken when the record was made"})
     coords["prune_fraction"] = ("prune_fraction", cfg["metrics"]["prune_fractions"],
-                                {"long_name": "pruning fraction q", "units": "1"})
+                                {"long_name": "pruning fraction q"})
     coords["snapshot"] = ("snapshot", cfg["metrics"]["snapshot_steps"],
-                          {"long_name": "training step of the snapshot", "units": "1"})
+                          {"long_name": "training step of the snapshot"})
     return {name: coord for name, coord in coords.items() if len(coord[1])}  # a dim no run fills is left out
 
 
@@ -194,7 +201,7 @@ def provenance(out_dir: str | Path) -> xr.Dataset:
         fill = {str: "", bool: False, int: -1}.get(kind, np.nan)
         array = np.array([fill if v is None else v for v in column.flat], dtype=kind if kind is not str else object)
         out[name] = (list(dims), array.reshape(shape).astype(str if kind is str else array.dtype),
-                     {"units": units, "long_name": long_name})
+                     {**variables.cf_units(units), "long_name": long_name})
     return xr.Dataset(out, coords={dim: values for dim, values in dims.items()})
 
 

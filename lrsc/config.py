@@ -1,11 +1,12 @@
 """Sweep configuration: defaults, dotted overrides, the grid, normalisation and what a run's hash covers.
 
 A sweep file is YAML with the sections of :data:`DEFAULTS`, an optional ``title`` (how
-tables and figures name the sweep) and ``grid``, a mapping from an axis (``lr``, ``seed``,
+tables and figures name the sweep), optional ``plugins`` (modules or ``.py`` files that
+register its datasets, models and metrics) and ``grid``, a mapping from an axis (``lr``, ``seed``,
 any training setting by its name, or any dotted key such as ``dataset_params.rho``) to the
 list of values to sweep. The ``train`` and ``metrics`` sections are declared in
 :mod:`lrsc.settings`, which checks and normalises them; the dataset's and model's own
-parameters are checked by their registries when a sweep is planned (:func:`lrsc.sweep.plan`).
+parameters are checked by their registries when a sweep is planned (:func:`lrsc.plan.plan`).
 
 A sweep file may not give a key twice (YAML would keep the last silently): :func:`yaml_load`
 refuses it. Every base value is checked, even one a grid axis overrides, so a sweep file holds
@@ -40,8 +41,9 @@ DEFAULTS: dict[str, Any] = {
 SECTIONS = ("train", "metrics", "dataset_params", "model_params")
 # Keys of a sweep file that describe the sweep rather than its runs (never part of a run's hash):
 # edge, what the LR protocol's probe found (lrsc.edge); resources, what each of its SLURM jobs asks
-# for (lrsc.engines.SlurmOptions.for_sweep).
-SWEEP_KEYS = ("grid", "title", "edge", "resources")
+# for (lrsc.engines.SlurmOptions.for_sweep); plugins, the modules or .py files that register its
+# datasets, models and variables (lrsc.extensions.load_plugins).
+SWEEP_KEYS = ("grid", "title", "edge", "resources", "plugins")
 # Dims the collected results use besides the grid's axes: trace steps, snapshots and per-item axes.
 RESERVED_DIMS = ("step", "snapshot", "neuron", "prune_fraction")
 
@@ -141,12 +143,16 @@ def merge(defaults: dict, given: dict) -> dict:
     return out
 
 
+def _path(source: str | Path) -> Path:
+    """The sweep file ``source`` names: as given, else relative to the project (:func:`lrsc.paths.resolve`)."""
+    path = Path(source)
+    return resolve(path) if not path.is_file() and not path.is_absolute() else path
+
+
 def _read(source: str | Path | Mapping) -> dict:
     if isinstance(source, Mapping):
         return copy.deepcopy(dict(source))
-    path = Path(source)
-    if not path.is_file() and not path.is_absolute():
-        path = resolve(path)
+    path = _path(source)
     if not path.is_file():
         raise ConfigError(f"params file {str(source)!r} not found")
     try:
@@ -159,12 +165,28 @@ def _read(source: str | Path | Mapping) -> dict:
     return given
 
 
+def _plugins(value: Any, folder: Path) -> list[str]:
+    """A sweep's ``plugins`` checked: module names as given, ``.py`` files as absolute paths (a
+    relative one is relative to ``folder``, the sweep file's), so the saved ``sweep.yaml`` finds them."""
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ConfigError(f"plugins must be a list of module names or .py files, got {value!r}")
+    return [str((folder / p).resolve()) if p.endswith(".py") else p for p in value]
+
+
+def add_plugins(given: dict, plugins: list[str]) -> dict:
+    """``given`` (a config as :func:`read` returns it) with ``plugins`` added to its own, each once;
+    a ``.py`` path is relative to the current folder (as on the command line)."""
+    known = given.get("plugins", [])
+    return {**given, "plugins": known + [p for p in _plugins(list(plugins), Path.cwd()) if p not in known]}
+
+
 def read(source: str | Path | Mapping, overrides: list[str] | Mapping | None = None) -> dict:
     """A sweep config as given (a YAML path or a mapping) with ``overrides`` applied and its
     structure checked, defaults not filled in: what a user asked for, as :func:`load` reads it.
 
     ``overrides`` is a list of ``key=value`` strings or a ``{dotted_key: value}`` mapping.
-    Returns the given sections, ``grid`` (``{}`` when none) and ``title`` (``""`` when none).
+    Returns the given sections, ``grid`` (``{}`` when none) and ``title`` (``""`` when none), and
+    ``plugins`` where given (``.py`` paths made absolute, from the sweep file's folder).
     """
     given = _read(source)
     if not isinstance(given, dict):
@@ -172,6 +194,9 @@ def read(source: str | Path | Mapping, overrides: list[str] | Mapping | None = N
     pairs = overrides.items() if isinstance(overrides, Mapping) else [parse_override(o) for o in overrides or []]
     for key, value in pairs:
         set_path(given, key, value)
+    if "plugins" in given:
+        folder = Path.cwd() if isinstance(source, Mapping) else _path(source).parent
+        given["plugins"] = _plugins(given["plugins"], folder)
     given["grid"] = given.get("grid") or {}
     given["title"] = given.get("title") or ""
     for section in SECTIONS:  # an empty section (`metrics:` with nothing under it) means its defaults

@@ -2,7 +2,8 @@
 
 :func:`drive` submits the units, resubmits a unit whose worker was lost, waits for runs that
 another process holds (another sweep on the same store) and takes them over if that process
-goes away, and moves a progress bar as each run ends, within batched units too.
+goes away, and moves a progress bar as each run ends, within batched units too: one bar per
+sweep (a widget in a notebook where ipywidgets is installed, see :mod:`lrsc.progress`).
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import traceback
 from collections import defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
-
 from lrsc import engines
+from lrsc.progress import bar as make_bar
+from lrsc.progress import in_notebook
 from lrsc.store import FINISHED, RunStore, Unwritable
 from lrsc.plan import Run
 from lrsc.worker import execute, record
@@ -22,11 +23,22 @@ POLL_S = 1.0  # seconds between looks at the store while units run elsewhere
 
 
 class _Progress:
-    """A bar over a sweep's runs, counting done, diverged and failed ones; each run counts once."""
+    """A bar over a sweep's runs, counting done, diverged and failed ones; each run counts once,
+    as it ends in this sweep: a run whose record (e.g. a failure from an earlier sweep, which this
+    one trains again) is in the store when the bar starts counts only once its record is
+    rewritten, so the final counts are those ``lrsc status`` gives."""
 
-    def __init__(self, store: RunStore, total: int, show: bool, desc: str):
+    def __init__(self, store: RunStore, runs: list[Run], total: int, show: bool, desc: str):
         self.store, self.seen, self.counts = store, set(), dict.fromkeys(("done", "diverged", "failed"), 0)
-        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not show)
+        self.before = {run.hash: self._written(run.hash) for run in runs}
+        self.bar = make_bar(total=total, desc=desc, unit="run", disable=not show)
+
+    def _written(self, run_hash: str) -> int | None:
+        """When the run's record was last written (ns), None without one."""
+        try:
+            return self.store.path(run_hash, "json").stat().st_mtime_ns
+        except OSError:
+            return None
 
     def ended(self, run_hash: str, status: str) -> None:
         if run_hash in self.seen or status not in self.counts:
@@ -39,7 +51,7 @@ class _Progress:
     def poll(self, runs: list[Run]) -> None:
         """Count the runs that ended in the store since the last look (units running elsewhere)."""
         for run in runs:
-            if run.hash not in self.seen:
+            if run.hash not in self.seen and self._written(run.hash) != self.before.get(run.hash):
                 status = self.store.state(run.hash, verify=False).status
                 if status in (*FINISHED, "failed"):
                     self.ended(run.hash, status)
@@ -49,7 +61,7 @@ class _Progress:
 
 
 def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, device: str, retries: int,
-          extension_blob: bytes | None, sweep: str, total: int, progress: bool) -> None:
+          extension_blob: bytes | None, sweep: str, total: int, progress: bool, check: bool = False) -> None:
     """Run every unit on ``executor`` until each of its runs has ended in ``store``.
 
     A unit whose worker was lost is resubmitted up to ``retries`` times. Where one lost worker
@@ -59,12 +71,17 @@ def drive(executor: engines.Engine, units: list[list[Run]], store: RunStore, dev
     the runs' own errors) marks the unit's runs failed, except a store that cannot be written
     (:class:`lrsc.store.Unwritable`, e.g. a full disk), which stops the sweep with its runs
     pending. Runs another process holds are waited for, and trained here if that process goes
-    away without finishing them.
+    away without finishing them. ``check``: each unit checks its data and model before it
+    trains (see :func:`lrsc.worker.execute`).
     """
-    bar = _Progress(store, total, progress, f"sweep {sweep.rsplit('/', 1)[-1]}")
+    bar = _Progress(store, [run for unit in units for run in unit], total, progress,
+                    f"sweep {sweep.rsplit('/', 1)[-1]}")
     bar.bar.update(total - sum(map(len, units)))
     report = bar.ended if executor.in_process else None
-    args = (str(store.root), device, extension_blob, sweep, progress and executor.in_process, report)
+    # a run's own bar over its steps, in this process only, and not in a notebook: there the sweep's
+    # bar is the one bar (a bar per run would be a new output per run)
+    steps = progress and executor.in_process and not in_notebook()
+    args = (str(store.root), device, extension_blob, sweep, steps, report, check)
     lost: defaultdict[int, int] = defaultdict(int)
     queue, alone, running, waiting = deque(range(len(units))), deque(), {}, []
     try:

@@ -1,7 +1,10 @@
 """Models, built by name: ``models.build("fcn", input_shape=(16,), num_classes=2, width=200)``.
 
-Every model exposes ``features(x)``, its penultimate representation (post-activation),
-and ``head``, the output layer that pruning never touches.
+A model is any ``nn.Module`` that maps ``(n, *input_shape)`` inputs to ``(n, num_classes)``
+logits. Its penultimate representation and its output layer (the one pruning never touches)
+are ``features(x)`` and ``head`` where it defines both, as every built-in model does;
+otherwise its last ``nn.Linear`` is the output layer and that layer's input, taken by a
+forward hook, the representation (:func:`output_layer`, :func:`features_and_logits`).
 
 Registry: ``fcn`` (vectors or images, flattened), ``cnn`` (VGG11-like), ``resnet18``,
 ``resnet50`` and ``wrn101_2`` (torchvision's). The convolutional models take images of
@@ -44,8 +47,10 @@ def register(name: str, *, resources: dict | None = None, replace: bool = False)
 
     The builder takes ``input_shape`` (one input, no batch dim) and ``num_classes``, then its
     own keyword parameters, each with a default whose type is the parameter's type, and
-    returns an ``nn.Module`` with ``features(x)`` (the penultimate representation, ``(n, d)``)
-    and ``head`` (the output layer, never pruned). It must also run under
+    returns an ``nn.Module`` giving ``(n, num_classes)`` logits; ``features(x)`` (the penultimate
+    representation, ``(n, d)``) and ``head`` (the output layer, never pruned) are optional: without
+    them, the last ``nn.Linear`` is the output layer and its input the representation (see
+    :func:`features_and_logits`). It must also run under
     ``torch.device("meta")``: sweeps check every model there before training (so no
     ``.item()`` or data-dependent Python branches while building). A name already registered
     raises ConfigError unless ``replace``. A builder defined in a notebook or script travels
@@ -80,19 +85,27 @@ def normalise(name: str, params: dict) -> dict:
 
 def check(name: str, input_shape: tuple[int, ...], num_classes: int, params: dict) -> None:
     """Validate model ``name`` with ``params`` for inputs of shape ``input_shape`` without
-    allocating it: the model is built on the meta device and run on a batch of two meta
-    inputs, so a wrong parameter or an input it cannot take is a ConfigError before any run."""
+    allocating it: the model is built on the meta device and a batch of two meta inputs goes
+    through :func:`features_and_logits`, so a wrong parameter, an input it cannot take, or
+    logits or a representation of the wrong shape is a ConfigError before any run."""
     params = normalise(name, params)
+    where = f"model {name!r} with model_params {params}"
     try:
         with torch.device("meta"):
             model = REGISTRY.get(name)(input_shape=tuple(input_shape), num_classes=num_classes, **params)
-            model.eval()(torch.empty(2, *input_shape))
+            feats, logits = features_and_logits(model.eval(), torch.empty(2, *input_shape), where)
     except ConfigError:
         raise
     except Exception as e:  # the model's own code refused the shape or the meta device: say so in the config's terms
-        raise ConfigError(f"model {name!r} with model_params {params} cannot take inputs of shape {tuple(input_shape)} "
-                          f"on the meta device, where sweeps check models before training: {type(e).__name__}: "
-                          f"{' '.join(str(e).split())}") from None
+        raise ConfigError(f"{where} cannot take inputs of shape {tuple(input_shape)} on the meta device, where sweeps "
+                          f"check models before training: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    if tuple(logits.shape) != (2, num_classes):
+        raise ConfigError(f"{where} gives outputs of shape {tuple(logits.shape)[1:]} for one input of shape "
+                          f"{tuple(input_shape)}; a model must give one logit per class, ({num_classes},)")
+    if feats.dim() != 2:
+        raise ConfigError(f"{where}: its penultimate representation has shape {tuple(feats.shape)[1:]} per input; the "
+                          f"metrics need a vector per input (define features(x) giving (n, d), or flatten before "
+                          f"the last nn.Linear)")
 
 
 def build(name: str, input_shape: tuple[int, ...], num_classes: int, **params) -> nn.Module:
@@ -272,11 +285,47 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> tu
     model.eval()
     feats, logits = [], []
     for i in range(0, len(x), chunk):
-        h = model.features(as_inputs(x[i:i + chunk]))
+        h, out = features_and_logits(model, as_inputs(x[i:i + chunk]))
         feats.append(h)
-        logits.append(model.head(h))
+        logits.append(out)
     model.train(was_training)
     return torch.cat(feats), torch.cat(logits)
+
+
+def output_layer(model: nn.Module) -> nn.Module:
+    """The model's output layer, which pruning never touches: its ``head`` where it has one, else
+    its last ``nn.Linear`` (in registration order, as ``model.modules()`` lists them)."""
+    own = getattr(model, "head", None)
+    if isinstance(own, nn.Module):
+        return own
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError(f"a {type(model).__name__} defines no head and holds no nn.Linear: give the model an "
+                          f"output layer `head` and a method features(x), or end it with an nn.Linear")
+    return linears[-1]
+
+
+def features_and_logits(model: nn.Module, x: torch.Tensor, where: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate representation ``(n, d)`` and logits ``(n, num_classes)`` of inputs ``x``.
+
+    A model with ``features(x)`` and ``head`` gives ``head(features(x))``. Any other model runs
+    its own ``forward`` while a forward hook takes the input of :func:`output_layer`, flattened
+    per input; that layer must run once per forward pass (a layer used twice has no one
+    representation), else ConfigError naming ``where`` (default: the model's class).
+    """
+    if callable(getattr(model, "features", None)) and isinstance(getattr(model, "head", None), nn.Module):
+        h = model.features(x)
+        return h, model.head(h)
+    taken: list[torch.Tensor] = []
+    handle = output_layer(model).register_forward_pre_hook(lambda layer, args: taken.append(args[0]))
+    try:
+        logits = model(x)
+    finally:
+        handle.remove()
+    if len(taken) != 1:
+        raise ConfigError(f"{where or type(model).__name__}: its last nn.Linear ran {len(taken)} times in one forward "
+                          f"pass, so its input is no one penultimate representation; define features(x) and head")
+    return taken[0].flatten(1), logits
 
 
 # ----- transformers -----

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from lrsc import config as config_mod
-from lrsc import datasets, identity, models
+from lrsc import datasets, extensions, identity, models
 from lrsc.errors import ConfigError
 from lrsc.records import RECORDS
 from lrsc.registry import fingerprint
@@ -212,7 +212,8 @@ def plan(cfg: dict | str | Path, overrides: list[str] | dict | None = None) -> t
 
     Returns ``(cfg, runs)``: the config resolved (its base settings complete and normalised,
     the dataset's and model's parameters with their defaults, its grid's values normalised:
-    ``lr: 1`` reads ``1.0``), and one :class:`Run` per grid point. Beyond the checks
+    ``lr: 1`` reads ``1.0``), and one :class:`Run` per grid point. The sweep's
+    ``plugins`` are imported first (:func:`lrsc.extensions.load_plugins`). Beyond the checks
     of :func:`lrsc.config.load`, the base config and each run's dataset and model are checked by
     their registries (ranges, sizes against the source data, the data root and its layout, the
     model taking the dataset's inputs), its batch size against the training set and its
@@ -221,6 +222,7 @@ def plan(cfg: dict | str | Path, overrides: list[str] | dict | None = None) -> t
     problem.
     """
     cfg = config_mod.load(cfg, overrides)
+    extensions.load_plugins(cfg.get("plugins", []))
     planner = Planner()
     base = planner.check_base(cfg)
     prepared, seen = [], {}

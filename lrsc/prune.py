@@ -1,6 +1,7 @@
 """Pruning: structured (whole neurons or filters, by L1 norm, Li et al. 2017) and unstructured magnitude.
 
-Both return a pruned *copy*; the output layer (``model.head``) is never pruned.
+Both return a pruned *copy*; the output layer (``model.head``, or a model's last ``nn.Linear``
+where it has no ``head``: :func:`lrsc.models.output_layer`) is never pruned.
 
 Structured pruning zeroes *channels*: a neuron of an ``nn.Linear`` (its incoming weight row)
 or a filter of an ``nn.Conv2d`` (its ``(C_in, kH, kW)`` weights), together with the channel's
@@ -23,14 +24,16 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from lrsc.errors import ConfigError
+from lrsc.models import output_layer
 
 # One channel-producing layer and the BatchNorm that normalises its output (None if there is none).
 Unit = tuple[nn.Linear | nn.Conv2d, nn.BatchNorm2d | None]
 
 
 def prunable_layers(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
-    """Every ``nn.Linear`` and ``nn.Conv2d`` of ``model`` except its output layer ``model.head``."""
-    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and m is not model.head]
+    """Every ``nn.Linear`` and ``nn.Conv2d`` of ``model`` except its output layer (:func:`lrsc.models.output_layer`)."""
+    head = output_layer(model)
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and m is not head]
 
 
 def _units(model: nn.Module) -> list[Unit]:

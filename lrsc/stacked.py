@@ -26,7 +26,7 @@ from torch.func import functional_call, vmap
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
 from lrsc.datasets import Split, as_inputs
-from lrsc.models import FCN
+from lrsc.models import FCN, features_and_logits
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
 from lrsc.seeding import generator
@@ -168,8 +168,7 @@ class _FeaturesAndLogits(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.net.features(x)
-        return h, self.net.head(h)
+        return features_and_logits(self.net, x)
 
 
 def _autograd_path(model: nn.Module) -> tuple[Step, Forward]:

@@ -42,6 +42,14 @@ class _OnFirstUse:
 
 
 metrics = _OnFirstUse("lrsc.metrics")
+DIMENSIONLESS = "1"  # CF's units of a dimensionless quantity
+
+
+def cf_units(units: str) -> dict[str, str]:
+    """The CF ``units`` attribute of a quantity declared in ``units``: none for a dimensionless
+    one (CF takes a variable without ``units`` as dimensionless), so that xarray labels its plot
+    axes ``long_name``, not ``long_name [1]``; ``{"units": units}`` otherwise."""
+    return {} if units == DIMENSIONLESS else {"units": units}
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,8 @@ class Variable:
     compute: the trained run's :class:`lrsc.evaluation.Evaluation` -> value (the catalogue does not
     import it: it sits below the code that computes it); dims: its dims beyond the grid's (``step``,
     ``prune_fraction``, ``snapshot``, ``neuron``); dtype: numpy dtype of its values; units:
-    CF units of the stored values (``"1"``: dimensionless). Presentation: ``scale`` (display =
+    units of the stored values (``"1"``: dimensionless, stored without a CF ``units`` attribute,
+    see :func:`cf_units`). Presentation: ``scale`` (display =
     stored x scale) with ``display_units``, ``header`` (a short table header), ``phrase`` (how
     a claim names it), ``bounds`` (the smallest and largest value it can take, stored units;
     None, or None at one end, where unbounded: prunability can exceed 1, see its definition),
@@ -88,8 +97,9 @@ class Variable:
         return f"{self.definition} (on: {self.on})"
 
     def attrs(self) -> dict[str, str]:
-        """The netCDF attributes of the stored variable (CF ``units`` and ``long_name``, and lrsc's own)."""
-        return {"long_name": self.long_name, "units": self.units, "description": self.description,
+        """The netCDF attributes of the stored variable (CF ``long_name`` and ``units``, none where
+        dimensionless: :func:`cf_units`; and lrsc's own)."""
+        return {"long_name": self.long_name, **cf_units(self.units), "description": self.description,
                 "kind": self.kind, "display_scale": self.scale, "display_units": self.display_units,
                 "header": self.header or self.long_name, "phrase": self.phrase or self.long_name,
                 "bounds": json.dumps(self.bounds), "digits": self.digits, "sesoi": json.dumps(self.sesoi)}

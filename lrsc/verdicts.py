@@ -175,6 +175,27 @@ def compared(ds: xr.Dataset, dim: str = "lr") -> list:
     return sorted(values.tolist())
 
 
+def not_compared(ds: xr.Dataset, dim: str = "lr") -> list[str]:
+    """Each value of ``dim`` that :func:`compared` leaves out, and why, by seed: e.g.
+    ``"lr 3.16: seeds 1, 4 diverged"``, ``"lr 0.1: seed 2 did not meet its stopping criterion"``."""
+    if "seed" not in ds.dims:
+        ds = ds.expand_dims(seed=[0])
+    kept, out = compared(ds, dim), []
+    for value in ds[dim].values.tolist():
+        if value in kept:
+            continue
+        at = ds.sel({dim: value})
+        others = [d for d in at.diverged.dims if d != "seed"]  # e.g. a second grid axis
+        diverged, converged = at.diverged.any(others), at.converged.all(others)
+        reasons = []
+        for what, chosen in (("diverged", diverged), ("did not meet the stopping criterion", ~converged & ~diverged)):
+            seeds = at.seed.values[chosen.values].tolist()
+            if seeds:
+                reasons.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} {what}")
+        out.append(f"{dim} {value:g}: {', '.join(reasons)}")
+    return out
+
+
 def stuck(means: np.ndarray, look: Presentation) -> str:
     """Why the seed means (stored units) cannot show an effect: every one within the smallest
     effect of interest of the variable's ceiling, or of its floor (else ``""``)."""
@@ -234,9 +255,8 @@ def trend(ds: xr.Dataset, var: str, expected: int = 1, dim: str = "lr", sign: in
     look = presentation_of(ds, var)
     values = compared(ds, dim)
     if len(values) < 2:
-        dropped = [v for v in ds[dim].values.tolist() if v not in values]
-        why = f"; left out: {dim} {', '.join(f'{v:g}' for v in dropped)} (some seed did not meet its stopping " \
-              f"criterion or diverged)" if dropped else ""
+        dropped = not_compared(ds, dim)
+        why = f"; left out: {'; '.join(dropped)}" if dropped else ""
         return Verdict("untestable", seeds=ds.sizes["seed"], points=len(values), units=look.effect_units,
                        reason=f"fewer than two compared {dim} values ({len(values)}){why}")
     fails = learns(ds)

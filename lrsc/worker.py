@@ -25,11 +25,12 @@ import xarray as xr
 from torch import nn
 
 import lrsc
-from lrsc import datasets, extensions, netcdf, variables
+from lrsc import datasets, extensions, models, netcdf, variables
+from lrsc.errors import ConfigError
 from lrsc.evaluation import evaluate, neuron_selectivity
-from lrsc.provenance import provenance
-from lrsc.runs import init_model, load_data
 from lrsc.plan import Run
+from lrsc.provenance import provenance
+from lrsc.runs import check_contract, init_model, load_data
 from lrsc.seeding import pick_device
 from lrsc.stacked import can_train, train_batched
 from lrsc.stopping import TrainResult
@@ -127,12 +128,16 @@ def _fail(store: RunStore, run: Run, error: str, report: Report | None) -> str:
 
 
 def execute(unit: list[Run], store_root: str, device: str = "auto", extension_blob: bytes | None = None,
-            sweep: str = "", progress: bool = False, report: Report | None = None) -> list[tuple[str, str]]:
+            sweep: str = "", progress: bool = False, report: Report | None = None,
+            check: bool = False) -> list[tuple[str, str]]:
     """Train one unit: claim each of its runs in the store at ``store_root``, train the ones
     claimed, store each as it finishes, release the claims. Returns ``(hash, status)`` per run:
     ``done``, ``diverged``, ``failed`` (the run raised; its record holds the traceback), or
     ``claimed`` (another process holds it). ``extension_blob`` carries the registrations made
-    outside lrsc (``lrsc.extensions.snapshot``); ``report`` is told as each run ends. Every run
+    outside lrsc (``lrsc.extensions.snapshot``); ``report`` is told as each run ends. With
+    ``check``, the unit's data and model are checked first (:func:`lrsc.runs.check_contract`, for
+    engines whose machines the sweep's own process cannot check for): a broken contract fails
+    the unit's runs with its one-line reason, before any trains. Every run
     trains and is evaluated with :data:`THREADS` threads. A store that cannot be written (a full
     disk) raises :class:`lrsc.store.Unwritable`: the run stays pending, nothing half-written.
     """
@@ -151,11 +156,27 @@ def execute(unit: list[Run], store_root: str, device: str = "auto", extension_bl
             else:
                 statuses[run.hash] = "claimed"
         with store.heartbeat([r.hash for r in mine]), fixed_threads():
-            _train_claimed(store, [r for r in mine if r.hash not in statuses], device, progress, report, statuses)
+            claimed = [r for r in mine if r.hash not in statuses]
+            broken = _broken_contract(claimed[0]) if check and claimed else ""
+            if broken:
+                for run in claimed:
+                    statuses[run.hash] = _fail(store, run, broken, report)
+            else:
+                _train_claimed(store, claimed, device, progress, report, statuses)
     finally:
         for run in mine:
             store.release(run.hash)
     return [(run.hash, statuses[run.hash]) for run in unit]
+
+
+def _broken_contract(run: Run) -> str:
+    """The run's data and model checked against their contract here (:func:`lrsc.runs.check_contract`):
+    ``""``, or the error, as a run's record keeps it (its last line is the reason)."""
+    try:
+        check_contract(run.config)
+    except ConfigError:
+        return traceback.format_exc()
+    return ""
 
 
 def _train_claimed(store: RunStore, mine: list[Run], device: str, progress: bool, report: Report | None,

@@ -158,7 +158,7 @@ def test_a_profile_leaves_a_chapter_out_with_its_reason(tiny_book, tmp_path):
         build_book(root, profile="tiny", only=["fig8_10_11_standard"], execute=False)
     build_book(root, profile="tiny", only=["claims"])
     assert (root / "book" / "fig8_10_11_standard.ipynb").stat().st_mtime == before  # not executed
-    toc = (root / "_build" / "_toc.tiny.yml").read_text()
+    toc = (root / "_build" / "_toc.built.yml").read_text()
     assert "book/fig8_10_11_standard" not in toc and "book/fig3_parity" in toc
     table = pd.read_csv(root / "results" / "tiny" / "claims.csv", index_col="id")
     left = table[table.chapter == "fig8_10_11_standard"]
@@ -184,3 +184,35 @@ def test_figures_are_numbered_captioned_and_drawn(tiny_book):
     assert page.count('<span class="caption-number">Book figure ') >= 4
     assert np.all([Path(html / "book" / src).is_file() or src.startswith("data:")
                    for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page)])
+
+
+def test_one_chapter_on_a_fresh_clone_builds_a_book_of_it(tmp_path):
+    """``lrsc book --only fig3_parity`` where no other chapter was ever executed: HTML, exit 0, the
+    pages left out named; then the README's papermill path, as written (on the test project's
+    tiny profile), executes the chapter again into the book."""
+    import os
+    import subprocess
+    import sys
+
+    root = book_project.make(tmp_path)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(bin_dir / "lrsc"), "book", "--profile", "tiny", "--only", "fig3_parity"], cwd=root,
+                          capture_output=True, text=True, timeout=1800, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "executing book/fig3_parity" in proc.stdout
+    html = root / "_build" / "html"
+    assert (html / "book" / "fig3_parity.html").is_file() and (html / "index.html").is_file()
+    assert not (html / "book" / "intro.html").exists() and not (root / "book" / "intro.ipynb").exists()
+    left_out = next(line for line in proc.stdout.splitlines() if "left out until they are executed" in line)
+    assert "intro" in left_out and "claims" in left_out and "fig3_parity" not in left_out
+    readme = (book_project.ROOT / "README.md").read_text().split("## The book, and one chapter at a time")[1]
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "papermill" in b)
+    script = block.replace(".venv/bin", str(bin_dir)).replace("params/quick/", "params/tiny/").replace(
+        "--profile quick", "--profile tiny")
+    before = (html / "book" / "fig3_parity.html").stat().st_mtime
+    proc = subprocess.run(["bash", "-e", "-c", script], cwd=root, capture_output=True, text=True, timeout=1800,
+                          env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (html / "book" / "fig3_parity.html").stat().st_mtime > before
+    assert "Parity" in _text(html / "book" / "fig3_parity.html")

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import xarray as xr
 import yaml
 
@@ -37,7 +38,8 @@ def test_cli_sweep_end_to_end(tmp_path, tiny_parity):
     assert all(v in ds for v in VARIABLES) and (ds.status == "done").all()
     assert ds.prune_fraction.values.tolist() == [0.2, 0.5] and ds.step.values[0] == 10
     assert ds.prunability.equals(ds.prune_curve.mean("prune_fraction").astype(ds.prunability.dtype))
-    assert all(ds[v].attrs["description"] and ds[v].attrs["units"] and ds[v].attrs["long_name"] for v in VARIABLES)
+    assert all(ds[v].attrs["description"] and ds[v].attrs["long_name"] for v in VARIABLES)
+    assert "units" not in ds.test_acc.attrs  # dimensionless: no CF units, so axes read its name, not "[1]"
     assert ds.test_acc.attrs["display_units"] == "%" and ds.test_acc.attrs["display_scale"] == 100
     assert ds.lr.values.tolist() == [0.3, 1.0] and ds.seed.values.tolist() == [0]
     assert "lrsc_version" in ds.attrs and "test_acc" in ds.attrs["definitions"]
@@ -131,3 +133,37 @@ def test_snapshots_and_records_in_the_results(tmp_path, tiny_parity):
     steps = int(ds.steps.sel(lr=1.0, seed=0))
     assert ds.step.values.tolist() == list(range(10, steps + 1, 10))  # a record every 10 steps
     assert ds.param_norm.notnull().all() and (ds.confident_bc >= 0).all()
+
+
+def test_results_to_take_away(tmp_path, tiny_parity):
+    from xarray.plot.utils import label_from_attrs
+
+    from lrsc import results, runs, sweepdir
+    from lrsc.errors import ConfigError
+    from lrsc.models import predict
+
+    out = tmp_path / "out"
+    sweep.run_sweep(tiny_parity, out, device="cpu", progress=False)
+    ds = xr.open_dataset(out / "results.nc")
+    assert ds.sizes["snapshot"] == 0 and ds.to_dataframe().empty  # every dim crossed, one of length 0
+    table = results.table(ds)
+    assert len(table) == 4 and table.index.names == ["lr", "seed"]
+    assert {"run", "status", "test_acc", "prunability", "steps", "converged"} <= set(table.columns)
+    assert not {"loss", "neuron_csi", "prune_curve"} & set(table.columns)  # traces and per-neuron values stay in ds
+    assert sorted(table.run) == sorted(sweepdir.read_grid(out)["hashes"])
+    assert table.loc[(1.0, 1), "test_acc"] == float(ds.test_acc.sel(lr=1.0, seed=1))
+    # one call from a grid point to its trained model, from the dataset or from the folder
+    model = runs.model_at(ds, lr=1.0, seed=1)
+    same = runs.model_at(out, lr=1.0, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values()))
+    test_set = runs.load_data(results.config(ds) | {"seed": 1})[1]
+    accuracy = (predict(model, test_set.x)[1].argmax(1) == test_set.y).double().mean().item()
+    assert accuracy == pytest.approx(float(ds.test_acc.sel(lr=1.0, seed=1)), abs=1e-6)
+    with pytest.raises(ConfigError, match="give a value for each grid dim of the dataset: lr, seed"):
+        runs.model_at(ds, lr=1.0)
+    with pytest.raises(ConfigError, match="lr=2.0 is not in the grid"):
+        runs.model_at(out, lr=2.0, seed=0)
+    # axes labelled by name and units, never "[1]"
+    assert label_from_attrs(ds.test_acc) == "unbiased test accuracy" and label_from_attrs(ds.lr) == "learning rate"
+    assert label_from_attrs(results.scaled(ds, "test_acc")) == "unbiased test accuracy [%]"
+    assert not any(ds[v].attrs.get("units") == "1" for v in [*ds.data_vars, *ds.coords])

@@ -92,7 +92,11 @@ def test_untestable_with_few_seeds_or_lrs():
     converged[1:, 0] = False
     one_lr = verdicts.trend(_sweep(RISING, converged=converged), "test_acc")
     assert one_lr.verdict == "untestable" and "fewer than two compared lr values (1)" in one_lr.reason
-    assert "left out: lr 0.03, 0.1, 0.3" in one_lr.reason
+    assert "left out: lr 0.03: seed 0 did not meet the stopping criterion; lr 0.1: seed 0 did not" in one_lr.reason
+    diverged = _sweep(RISING, converged=converged)
+    diverged["diverged"][3, 1:] = True  # seeds 1 and 2 diverged at the largest LR, which seed 0 never fitted either
+    reason = verdicts.trend(diverged, "test_acc").reason
+    assert "lr 0.3: seeds 1, 2 diverged, seed 0 did not meet the stopping criterion" in reason
     # an unconverged LR is left out, not counted
     converged = np.ones((4, 3), bool)
     converged[3, 1] = False
