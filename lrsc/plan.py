@@ -94,13 +94,15 @@ class Timing:
 @dataclass
 class Plan:
     """Every run of a profile by chapter (a run two chapters share is listed under each), the
-    timings by :attr:`PlannedRun.timing_key`, the device timed, and what was assumed."""
+    timings by :attr:`PlannedRun.timing_key`, the device timed, what was assumed, and the sweeps
+    that could not be planned here (e.g. a local file they name is missing)."""
 
     profile: str
     runs: list[PlannedRun]
     device: str
     timings: dict[str, Timing] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    assumed: dict[str, str] = field(default_factory=dict)  # sweep folder -> what was assumed, in words
+    skipped: dict[str, str] = field(default_factory=dict)  # sweep folder -> why it cannot be planned here
 
     def unique(self) -> list[PlannedRun]:
         """Each run once (the first chapter that needs it)."""
@@ -186,14 +188,18 @@ def plan_profile(root: str | Path = ".", profile: str = "quick", only: list[str]
                 else:
                     raise ConfigError(f"chapter {s.chapter}: sweep {s.folder} takes its LRs from {s.source.name}, "
                                       f"which has fewer than two LRs to take them from")
-            cfg, stable, grid_why = _grid(s, changes)
-            why = why or grid_why
+            try:
+                cfg, stable, grid_why = _grid(s, changes)
+                why = why or grid_why
+                runs = _runs(s, cfg, why)
+            except ConfigError as e:  # e.g. a local file it names is not on this machine: the others still count
+                plan.skipped.setdefault(str(s.out), f"{s.chapter}/{s.folder}: {e}")
+                continue
             if s.out not in known:  # a sweep two chapters share is the first one's
                 known[s.out] = (None if why else up_to_date(s.out), stable, why)
-            plan.runs += _runs(s, cfg, why)
-            note = f"{s.chapter}/{s.folder}: {why}"
-            if why and note not in plan.notes:
-                plan.notes.append(note)
+            plan.runs += runs
+            if why:
+                plan.assumed.setdefault(str(s.out), f"{s.chapter}/{s.folder}: {why}")
     if steps:
         device_ = pick_device(device)
         for key, run in {r.timing_key: r for r in plan.unique()}.items():
@@ -280,9 +286,9 @@ def table(plan: Plan) -> pd.DataFrame:
         "to train": grouped.size() - grouped.stored.sum(),
         "step caps": grouped.cap.agg(lambda c: f"{c.min()}" if c.min() == c.max() else f"{c.min()}–{c.max()}"),
         "steps to train": grouped.train_steps.sum(),
-        "hours to train": grouped.train_s.agg(lambda s: s.sum(skipna=False)).map(_hours) if plan.timings
-        else "not timed",
         "LRs assumed": grouped.assumed.sum()})
+    if plan.timings:
+        out.insert(6, "hours to train", grouped.train_s.agg(lambda s: s.sum(skipna=False)).map(_hours))
     return out
 
 
@@ -316,8 +322,11 @@ def report(plan: Plan, tflops: float | None = None, every_run: bool = False) -> 
                      "train together in the batched kernel take less than one at a time)")
     hours = paper.QUOTES["compute_hours"]
     lines.append(f"the paper: {hours.value} hours on {paper.QUOTES['compute_devices'].value} ({hours.source})")
-    if plan.notes:
-        lines += ["", "assumed (known once the runs they depend on are stored):", *(f"  {n}" for n in plan.notes)]
+    if plan.assumed:
+        lines += ["", "assumed (known once the runs they depend on are stored):",
+                  *(f"  {n}" for n in plan.assumed.values())]
+    if plan.skipped:
+        lines += ["", "not planned (these sweeps cannot run here as they are):", *(f"  {n}" for n in plan.skipped.values())]
     if every_run:
         lines += ["", "every run (hash, chapter/sweep, grid point, step cap, stored or seconds on this device):"]
         for r in plan.runs:

@@ -161,7 +161,7 @@ def given_parameters(params_dir: Path, chapter: str, overrides: dict | None = No
 
 def declared(root: Path, chapter: str, given: dict) -> list[Sweep]:
     """The sweeps ``chapter`` runs with the parameters ``given`` (over its notebook's defaults),
-    in the order it runs them; sweep files and results folders are relative to ``root``."""
+    in the order it runs them, each once; sweep files and results folders are relative to ``root``."""
     declare = CHAPTERS.get(Path(chapter).name)
     if declare is None:
         return []
@@ -177,7 +177,7 @@ def declared(root: Path, chapter: str, given: dict) -> list[Sweep]:
         return Sweep(Path(chapter).name, role, path, results, folder or path.stem, {**overrides, **(changes or {})},
                      lrs_of)
 
-    return declare(p, sweep)
+    return unique(declare(p, sweep))  # a chapter may name one sweep file twice (Fig. 8's maps sweep)
 
 
 def unique(sweeps: list[Sweep]) -> list[Sweep]:
