@@ -22,14 +22,19 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import yaml
 
-from lrsc import claims
 from lrsc.errors import ChapterFailed, ConfigError
 from lrsc.paths import project_root
 from lrsc.store import write_text
+
+if TYPE_CHECKING:  # lrsc.engines imports torch, which a process that only executes a chapter does without
+    from lrsc.engines import Choice
 
 
 def chapters(root: Path) -> list[str]:
@@ -167,12 +172,9 @@ def execute_chapter(root: Path, chapter: str, parameters: dict) -> Path:
 
 def _parameter_names(root: Path, chapter: str) -> set[str]:
     """The names a chapter's parameters cell assigns."""
-    import jupytext
+    from lrsc import sweeplist
 
-    nb = jupytext.read(root / f"{chapter}.py")
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name)} if cell else set()
+    return set(sweeplist.parameter_defaults(root, chapter))
 
 
 # When a page runs, from its parameters file's ``order`` key (not passed to the notebook): the
@@ -206,26 +208,33 @@ def _left_out(params_dir: Path, chapter: str) -> str:
 def _record_left_out(root: Path, params_dir: Path, left_out: dict[str, str]) -> None:
     """Record each left-out chapter in its results folder: its claims are untestable with the
     reason (:func:`lrsc.claims.leave_out`)."""
+    from lrsc import claims, sweeplist  # here: the claims import torch, which executing a chapter does without
+
     for chapter, reason in left_out.items():
-        results_dir = _chapter_parameters(params_dir, chapter, None).get("results_dir")
+        results_dir = sweeplist.given_parameters(params_dir, chapter).get("results_dir")
         if not results_dir:
             raise ConfigError(f"{params_dir / Path(chapter).name}.yaml leaves the chapter out but names no "
                               f"results_dir, where its claims are recorded as untestable; add results_dir")
         claims.leave_out(root / results_dir, Path(chapter).name, reason)
 
 
-def _chapter_parameters(params_dir: Path, chapter: str, overrides: dict | None) -> dict:
-    path = params_dir / f"{Path(chapter).name}.yaml"
-    params = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}  # a page without parameters
-    for key in ("order", "leave_out"):  # for build_book alone
-        params.pop(key, None)
-    if overrides:
-        params["overrides"] = {**params.get("overrides", {}), **overrides}
-    return params
+def profile_chapters(root: Path, profile: str) -> tuple[list[str], Path, dict[str, str]]:
+    """The chapters ``profile`` runs (of :func:`chapters`), the folder of their parameters, and
+    the chapters it leaves out, each with why (``leave_out`` in its parameters file); raises
+    ConfigError when the profile lacks a parameter file a chapter with parameters needs."""
+    names = chapters(root)
+    params_dir = root / "params" / profile
+    missing = [c for c in names if not (params_dir / f"{Path(c).name}.yaml").is_file() and _parameter_names(root, c)]
+    if not params_dir.is_dir() or missing:
+        profiles = sorted(p.name for p in (root / "params").iterdir() if p.is_dir())
+        raise ConfigError(f"profile {profile!r} lacks parameter files for {', '.join(missing) or 'every chapter'} "
+                          f"in {params_dir}; available profiles: {', '.join(profiles)}")
+    left_out = {c: reason for c in names if (reason := _left_out(params_dir, c))}
+    return [n for n in names if n not in left_out], params_dir, left_out
 
 
 def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = True, only: list[str] | None = None,
-               overrides: dict | None = None, jobs: int | None = None) -> Path:
+               overrides: dict | None = None, jobs: int | None = None, engine: Choice | None = None) -> Path:
     """Execute the chapters with ``params/<profile>/`` and build the HTML; returns ``_build/html``.
 
     ``only``: execute just these chapters (by name, e.g. ``fig3_parity``), with ``overrides``
@@ -235,17 +244,16 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
     is trained by whichever chapter claims it first, and the other waits for it. A chapter whose
     parameters file says ``leave_out: <why>`` is not executed and not in this profile's book; its
     claims are untestable with that reason.
+
+    ``engine``: where the chapters' sweeps train (default: in each chapter's kernel). On a
+    cluster (``dask`` or ``slurm``) the sweeps the chapters declare (:mod:`lrsc.sweeplist`) are
+    trained first, ``jobs`` sweeps at a time, and the chapters then find their runs in the run
+    store; a sweep a chapter makes from another's results goes to the same engine from the
+    chapter's kernel. ``dask`` without a scheduler starts one local cluster for the whole build.
     """
     root = project_root(root)
+    chosen, params_dir, left_out = profile_chapters(root, profile)
     names = chapters(root)
-    params_dir = root / "params" / profile
-    missing = [c for c in names if not (params_dir / f"{Path(c).name}.yaml").is_file() and _parameter_names(root, c)]
-    if not params_dir.is_dir() or missing:
-        profiles = sorted(p.name for p in (root / "params").iterdir() if p.is_dir())
-        raise ConfigError(f"profile {profile!r} lacks parameter files for {', '.join(missing) or 'every chapter'} "
-                          f"in {params_dir}; available profiles: {', '.join(profiles)}")
-    left_out = {c: reason for c in names if (reason := _left_out(params_dir, c))}
-    chosen = [n for n in names if n not in left_out]
     if only:
         unknown = [c for c in only if c not in {Path(n).name for n in names}]
         if unknown:
@@ -261,7 +269,8 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     _record_left_out(root, params_dir, left_out)  # first: the pages that read the ledger see it
     if execute:
-        _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs())
+        with _engine_for_kernels(engine) as choice:
+            _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs(), choice)
     toc = _buildable_toc(root, set(left_out))
     jb = Path(sys.executable).with_name("jupyter-book")
     log = root / "_build" / "jupyter-book.log"
@@ -315,6 +324,29 @@ def _buildable_toc(root: Path, left_out: set[str]) -> Path | None:
     return path
 
 
+@contextmanager
+def _engine_for_kernels(engine: Choice | None) -> Iterator[Choice | None]:
+    """While the chapters run, ``engine`` in :data:`lrsc.engines.ENGINE_ENV` for their kernels, with
+    a Dask engine that names no scheduler given one local cluster for the whole build."""
+    if engine is None or engine == type(engine)():  # the default: each kernel trains its sweeps itself
+        yield None
+        return
+    from lrsc.engines import ENGINE_ENV, local_dask_cluster, uses_gpu
+
+    cluster = None
+    if engine.engine == "dask" and not engine.scheduler:
+        cluster = local_dask_cluster(engine.workers, uses_gpu(engine.device))
+        engine = replace(engine, scheduler=cluster.scheduler_address)
+    previous = os.environ.get(ENGINE_ENV)
+    os.environ[ENGINE_ENV] = engine.to_env()
+    try:
+        yield engine
+    finally:
+        os.environ.pop(ENGINE_ENV) if previous is None else os.environ.update({ENGINE_ENV: previous})
+        if cluster is not None:
+            cluster.close()
+
+
 def default_jobs() -> int:
     """Chapters executed at once by default: two where there are two CPU cores or more. Much of a
     chapter's time is single-threaded (starting its kernel, reading stored runs, attributions,
@@ -343,14 +375,19 @@ def _timed(root: Path, chapter: str, parameters: dict, profile: str, threads: in
 
 
 def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, overrides: dict | None,
-                 jobs: int) -> None:
+                 jobs: int, engine: Choice | None) -> None:
     """Execute ``chosen`` chapters phase by phase (:func:`_phases`), ``jobs`` at a time where a
-    phase allows it, and keep each chapter's time in ``_build/chapter_times.json``."""
-    params = {c: _chapter_parameters(params_dir, c, overrides) for c in chosen}
+    phase allows it, and keep each chapter's time in ``_build/chapter_times.json``; on a cluster
+    ``engine``, first train the sweeps they declare (:func:`_train_declared`)."""
+    from lrsc import sweeplist
+
+    params = {c: sweeplist.given_parameters(params_dir, c, overrides) for c in chosen}
     if overrides:
         lacking = [c for c in chosen if "overrides" not in _parameter_names(root, c)]
         if lacking:
             raise ConfigError(f"chapter {Path(lacking[0]).name} runs no sweep of its own; --set cannot change it")
+    if engine is not None and engine.engine != "local":
+        _train_declared(root, chosen, params, engine, jobs)
     times_path = root / "_build" / "chapter_times.json"
     times = json.loads(times_path.read_text())["chapters"] if times_path.is_file() else {}
     names = ", ".join(Path(c).name for c in chosen)
@@ -359,30 +396,56 @@ def _execute_all(root: Path, chosen: list[str], params_dir: Path, profile: str, 
     for phase, side_by_side in _phases(root, chosen, params_dir):
         width = min(jobs, len(phase)) if side_by_side else 1
         if width > 1:
-            times.update(_side_by_side(root, phase, params, profile, width))
+            threads = max(1, (os.cpu_count() or 1) // width)  # each kernel on an equal share of the cores
+            seconds = _at_once(_timed, [(root, c, params[c], profile, threads) for c in phase], width)
+            times.update({Path(c).name: s for c, s in zip(phase, seconds)})
         for chapter in phase if width <= 1 else ():
             times[Path(chapter).name] = _timed(root, chapter, params[chapter], profile, None)
         times_path.parent.mkdir(parents=True, exist_ok=True)
         times_path.write_text(json.dumps({"chapters": times, "jobs": jobs}, indent=1))
 
 
-def _side_by_side(root: Path, phase: list[str], params: dict, profile: str, width: int) -> dict[str, float]:
-    """Execute ``phase``'s chapters ``width`` at a time, each in a process of its own whose kernel
-    gets an equal share of the CPU cores; their seconds by name. The first failure is raised once
-    the chapters already running have ended (what they trained stays stored)."""
+def _train_declared(root: Path, chosen: list[str], params: dict, engine: Choice, jobs: int) -> None:
+    """Train the sweeps the ``chosen`` chapters declare (:func:`lrsc.sweeplist.declared`) on
+    ``engine``, ``jobs`` at a time, before any chapter runs: each sweep whose LRs come from
+    another's results trains after that one, in the same process."""
+    from lrsc import sweeplist
+
+    sweeps = sweeplist.unique([s for c in chosen for s in sweeplist.declared(root, c, params[c])])
+    chains = {s.out: [s] for s in sweeps if s.source is None}
+    for s in sweeps:
+        if s.source in chains:
+            chains[s.source].append(s)
+    print(f"training the {len(sweeps)} sweeps of {len(chosen)} chapter(s) on --engine {engine.engine}", flush=True)
+    _at_once(_train_chain, [(chain, engine) for chain in chains.values()], jobs)
+
+
+def _train_chain(chain: list, engine: Choice) -> None:
+    """Train a declared sweep, then the sweeps that take their LRs from its results."""
+    from lrsc.sweep import run_sweep
+
+    results = {}
+    for s in chain:
+        results[s.out] = run_sweep(s.params, s.out, s.given(results.get(s.source)), progress=False,
+                                   **engine.sweep_options())
+
+
+def _at_once(fn: Callable, arg_lists: list[tuple], width: int) -> list:
+    """``[fn(*args) for args in arg_lists]``, ``width`` at a time, each call in a process of its own.
+    The first failure is raised once the calls already running have ended (what they trained
+    stays stored)."""
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    threads = max(1, (os.cpu_count() or 1) // width)
     with ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_timed, root, c, params[c], profile, threads): c for c in phase}
+        futures = [pool.submit(fn, *args) for args in arg_lists]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
             for future in futures:
                 future.cancel()
             raise failed.exception()
-        return {Path(chapter).name: future.result() for future, chapter in futures.items()}
+        return [future.result() for future in futures]
 
 
 def chapter_title(root: Path, chapter: str) -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from lrsc import claims, report
+from lrsc.engines import Choice
 from lrsc.errors import ConfigError
 from lrsc.paths import resolve
 from lrsc.progress import notices_to_stderr
@@ -28,13 +29,16 @@ class Chapter:
     """The chapter ``name`` (e.g. ``fig3_parity``), storing its sweeps under ``results_dir``.
 
     overrides: ``{dotted key: value}`` applied to every sweep it runs (a chapter's ``overrides``
-    parameter, what ``lrsc book --set`` changes); progress: show progress bars.
+    parameter, what ``lrsc book --set`` changes); progress: show progress bars. Its sweeps train
+    through the engine ``lrsc book`` chose (:meth:`lrsc.engines.Choice.from_env`; by default in
+    this process).
     """
 
     def __init__(self, name: str, results_dir: str | Path, overrides: dict | None = None, progress: bool = False):
         notices_to_stderr()  # each sweep's runs by status as it ends: what lrsc book shows while the chapter runs
         self.name, self.out = name, resolve(results_dir)
         self.overrides, self.progress = dict(overrides or {}), progress
+        self.engine = Choice.from_env()
         self._roles: dict[str, list[str]] = {}
         self._table: pd.DataFrame | None = None
         pd.set_option("display.max_colwidth", None)  # a page shows its tables' cells whole
@@ -47,7 +51,7 @@ class Chapter:
         path = resolve(params)
         folder = folder or path.stem
         given = {**self.overrides, **(changes or {}), **({"title": title_} if title_ else {})}
-        ds = run_sweep(path, self.out / folder, given, progress=self.progress)
+        ds = run_sweep(path, self.out / folder, given, progress=self.progress, **self.engine.sweep_options())
         if role:
             entries = self._roles.setdefault(role, [])
             if folder not in entries:

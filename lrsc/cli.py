@@ -1,4 +1,4 @@
-"""Command line: ``lrsc sweep``, ``lrsc status``, ``lrsc collect`` and ``lrsc book``.
+"""Command line: ``lrsc sweep``, ``lrsc status``, ``lrsc collect``, ``lrsc book`` and ``lrsc plan``.
 
 Bad input (unknown key, wrong type, out-of-range value, unknown name, a data root without
 its data) prints one line ``lrsc: error: ...`` and exits with status 2, before anything is
@@ -11,21 +11,31 @@ import argparse
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from lrsc.errors import LrscError
 from lrsc.progress import notices_to_stderr
 
+if TYPE_CHECKING:  # lrsc.engines imports torch: the commands that need it import it when they run
+    from lrsc.engines import Choice
 
-def _sweep(args: argparse.Namespace) -> None:
-    from lrsc.engines import SlurmOptions
-    from lrsc.sweep import MODELS_AT_ONCE, run_sweep
+
+def _choice(args: argparse.Namespace) -> Choice:
+    """The engine options of the command line (see :func:`_engine_options`) as a :class:`lrsc.engines.Choice`."""
+    from lrsc.engines import Choice, SlurmOptions
 
     slurm = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
                          cpus=args.slurm_cpus, mem_gb=args.slurm_mem, folder=args.slurm_folder)
-    results = run_sweep(args.params, args.out, overrides=args.set, device=args.device,
-                        models_at_once=1 if args.no_batch else MODELS_AT_ONCE, engine=args.engine,
-                        workers=args.workers, retries=args.retries, scheduler=args.scheduler, slurm=slurm,
-                        store=args.store, plugins=args.imports)
+    return Choice(engine=args.engine, workers=args.workers, retries=args.retries, scheduler=args.scheduler,
+                  device=args.device, slurm=slurm)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from lrsc.sweep import MODELS_AT_ONCE, run_sweep
+
+    results = run_sweep(args.params, args.out, overrides=args.set,
+                        models_at_once=1 if args.no_batch else MODELS_AT_ONCE, store=args.store,
+                        plugins=args.imports, **_choice(args).sweep_options())
     print(f"wrote {args.out}/results.nc: {dict(results.sizes)} "
           f"({int(results.converged.sum())} converged, {int(results.diverged.sum())} diverged)")
 
@@ -87,29 +97,22 @@ def _book(args: argparse.Namespace) -> None:
 
     overrides = dict(parse_override(o) for o in args.set)
     build_book(args.root, profile=args.profile, execute=not args.no_execute, only=args.only, overrides=overrides,
-               jobs=args.jobs)
+               jobs=args.jobs, engine=_choice(args))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrsc", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("sweep", help="run or resume a sweep from a params YAML")
-    p.add_argument("params", help="sweep config, e.g. params/quick/parity.yaml")
-    p.add_argument("--out", required=True, help="the sweep's folder (its config and results.nc go here)")
-    p.add_argument("--store", help="the run store (default: runs/ beside --out, shared by every sweep there)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.max_steps=2000 --set grid.lr=[0.1,1.0]")
+def _plan(args: argparse.Namespace) -> None:
+    from lrsc.estimate import plan_profile, report
+
+    planned = plan_profile(args.root, args.profile, device=args.device, steps=0 if args.no_time else args.time_steps)
+    print(report(planned, tflops=args.tflops, every_run=args.runs))
+
+
+def _engine_options(p: argparse.ArgumentParser, workers: str) -> None:
+    """The options that choose where sweeps train (an :class:`lrsc.engines.Choice`), for ``p``."""
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="a module (from the current folder or the Python path) or .py file that registers datasets, "
-                        "models or metrics, imported before the sweep is planned and kept in its sweep.yaml; "
-                        "repeatable")
-    p.add_argument("--no-batch", action="store_true",
-                   help="train runs one at a time (by default, runs that differ only in lr and seed train together)")
     p.add_argument("--engine", default="local",
                    help="local: worker processes on this machine; dask: a Dask cluster; slurm: SLURM job arrays")
-    p.add_argument("--workers", type=int, default=1,
-                   help="local: worker processes (1: in this process); dask: workers of a new LocalCluster")
+    p.add_argument("--workers", type=int, default=1, help=workers)
     p.add_argument("--retries", type=int, default=2,
                    help="resubmissions of a unit whose worker died or was preempted (a run that raises is not retried)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://node1:8786")
@@ -121,7 +124,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-cpus", type=int, help="slurm: CPU cores per job (default: the sweep's, else its model's)")
     p.add_argument("--slurm-mem", type=float, metavar="GB",
                    help="slurm: memory per job (default: the sweep's, else its model's, else the partition's)")
-    p.add_argument("--slurm-folder", help="slurm: submitit's logs, on a shared filesystem (default: OUT/slurm)")
+    p.add_argument("--slurm-folder", help="slurm: submitit's logs, on a shared filesystem (default: OUT/slurm of "
+                                          "each sweep)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrsc", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sweep", help="run or resume a sweep from a params YAML")
+    p.add_argument("params", help="sweep config, e.g. params/quick/parity.yaml")
+    p.add_argument("--out", required=True, help="the sweep's folder (its config and results.nc go here)")
+    p.add_argument("--store", help="the run store (default: runs/ beside --out, shared by every sweep there)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.max_steps=2000 --set grid.lr=[0.1,1.0]")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module (from the current folder or the Python path) or .py file that registers datasets, "
+                        "models or metrics, imported before the sweep is planned and kept in its sweep.yaml; "
+                        "repeatable")
+    p.add_argument("--no-batch", action="store_true",
+                   help="train runs one at a time (by default, runs that differ only in lr and seed train together)")
+    _engine_options(p, "local: worker processes (1: in this process); dask: workers of a new LocalCluster")
     p.set_defaults(func=_sweep)
     for name, func, text in (("status", _status, "count a sweep's runs by status; list claims, failures, outdated "
                                                  "runs and damage"),
@@ -141,7 +163,21 @@ def _parser() -> argparse.ArgumentParser:
                                              "where there are two cores or more)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --only: override a setting of every sweep the chapter runs, e.g. --set grid.lr=[0.1,0.5]")
+    _engine_options(p, "local: worker processes of each chapter's sweeps (1: in its kernel); dask: workers of one "
+                       "LocalCluster for the whole build")
     p.set_defaults(func=_book)
+    p = sub.add_parser("plan", help="list the runs a book profile needs, how many are stored, and their time on this "
+                                    "device, before anything trains")
+    p.add_argument("--profile", default="quick", help="parameter set under params/<profile>/ (quick or full)")
+    p.add_argument("--root", default=".", help="project root holding _toc.yml (default: current folder)")
+    p.add_argument("--device", default="auto", help="the device timed: auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--time-steps", type=int, default=3, metavar="N",
+                   help="training steps timed per model and input size, after one that is not timed")
+    p.add_argument("--no-time", action="store_true", help="count runs and steps only: build no model, read no data")
+    p.add_argument("--tflops", type=float, metavar="X",
+                   help="also give the hours at X TFLOP/s sustained (another device, e.g. a cluster's GPUs)")
+    p.add_argument("--runs", action="store_true", help="list every run (hash, chapter, sweep, grid point, step cap)")
+    p.set_defaults(func=_plan)
     return parser
 
 

@@ -155,6 +155,21 @@ def resolve(cfg: dict, train_at: Callable[[float], xr.Dataset]) -> dict:
     return out
 
 
+def assumed(cfg: dict) -> list[float]:
+    """The LRs the sweep ``cfg`` trains if its probe climbs from ``start`` and finds the edge at the
+    ``n``-th LR of the ladder: the fewest it can train (``n`` up to the edge and the unstable one
+    above). Probing may go further up, or down from ``start``: the sweep then trains up to
+    ``probes - 1`` LRs more."""
+    spec = spec_of(cfg)
+    return [spec.lr(k) for k in range(spec.n + 1)]
+
+
+def trained(cfg: dict) -> list[float]:
+    """Every LR a resolved sweep ``cfg`` (see :func:`resolve`) trained: its grid's, and the probes'."""
+    probed = [p["lr"] for p in cfg.get("edge", {}).get("probes", [])]
+    return sorted(set(cfg["grid"]["lr"]) | set(probed))
+
+
 def at_lr(cfg: dict, lr: float) -> dict:
     """The sweep ``cfg`` at the single LR ``lr`` (a probe's sweep)."""
     return {**cfg, "grid": {**cfg["grid"], "lr": [lr]}, "title": f"{cfg.get('title', '')}: probe at LR {lr:g}"}

@@ -8,6 +8,7 @@ module only makes executors.
 """
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -94,6 +95,48 @@ class SlurmOptions:
             choices = (getattr(self, key), sweep.get(key), most, DEFAULT_RESOURCES.get(key))
             filled[key] = next((v for v in choices if v is not None), None)
         return replace(self, **filled)
+
+
+ENGINE_ENV = "LRSC_ENGINE"  # where `lrsc book` tells its chapters' kernels which engine trains their sweeps
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where a sweep's units run and on what device: the engine options of ``lrsc sweep`` and
+    ``lrsc book`` (see :func:`make_executor`), as :func:`lrsc.sweep.run_sweep` takes them
+    (:meth:`sweep_options`). ``lrsc book`` hands its choice to every chapter's kernel through
+    the environment variable :data:`ENGINE_ENV` (:meth:`to_env`, :meth:`from_env`), so that the
+    sweeps a chapter makes for itself go through the same engine."""
+
+    engine: str = "local"
+    workers: int = 1
+    retries: int = 2
+    scheduler: str | None = None
+    device: str = "auto"
+    slurm: SlurmOptions = SlurmOptions()
+
+    def __post_init__(self) -> None:
+        check_options(self.engine, self.workers, self.scheduler)
+        if self.retries < 0:
+            raise ConfigError(f"--retries must be at least 0, got {self.retries}")
+
+    def sweep_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`lrsc.sweep.run_sweep`."""
+        return {"engine": self.engine, "workers": self.workers, "retries": self.retries, "scheduler": self.scheduler,
+                "device": self.device, "slurm": self.slurm}
+
+    def to_env(self) -> str:
+        """This choice as the value of :data:`ENGINE_ENV`."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> Choice:
+        """The choice :data:`ENGINE_ENV` holds; the default (this process, ``auto`` device) where it is unset."""
+        given = os.environ.get(ENGINE_ENV)
+        if not given:
+            return cls()
+        values = json.loads(given)
+        return cls(**{**values, "slurm": SlurmOptions(**values["slurm"])})
 
 
 class Engine(Executor):
@@ -214,19 +257,26 @@ class LocalProcesses(Engine):
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
+def local_dask_cluster(workers: int, gpu: bool = False) -> Any:
+    """A Dask ``LocalCluster`` of ``workers`` single-threaded worker processes on this machine, each
+    offering the resource ``GPU: 1`` with ``gpu`` (what :class:`DaskCluster` asks for then)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, resources={"GPU": 1} if gpu else None)
+
+
 class DaskCluster(Engine):
     """Tasks on a Dask cluster: the one at ``scheduler``, or a new ``LocalCluster`` of ``workers``
     single-threaded processes. With ``gpu``, each task asks for the resource ``GPU: 1``
     (start workers with ``--resources GPU=1``)."""
 
     def __init__(self, workers: int, scheduler: str | None = None, gpu: bool = False):
-        from distributed import Client, KilledWorker, LocalCluster
+        from distributed import Client, KilledWorker
         from distributed.comm.core import CommClosedError
 
         self.lost_errors = (KilledWorker, CommClosedError)
         resources = {"GPU": 1} if gpu else None
-        self._cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
-                                                            resources=resources)
+        self._cluster = None if scheduler else local_dask_cluster(workers, gpu)
         try:
             self._client = Client(scheduler or self._cluster)
         except (OSError, TimeoutError) as e:

@@ -119,6 +119,9 @@ QUOTES: dict[str, Quote] = {
     "corrupted_cifar10": Quote("Corrupted CIFAR-10 results are in the supplement", "supplement D.4, Fig. 16"),
     "mechanism_section": Quote("On the mechanism of large LRs", "Sec. 6"),
     "tab2_batch_size": Quote("the batch-size range is printed as 1 / batch size", "supplement D.3, Tab. 2"),
+    "compute_hours": Quote(400, "supplement C: the experiments \"were run on 4 NVIDIA A100-PCIE-40GB GPUs for 400 "
+                                "total hours of computation\""),
+    "compute_devices": Quote("4 NVIDIA A100-PCIE-40GB GPUs", "supplement C"),
 }
 
 

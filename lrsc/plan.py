@@ -168,11 +168,17 @@ class Planner:
             raise ConfigError(f"train.batch_size={run['train']['batch_size']} exceeds the {info.n_train} training "
                               f"samples of {run['dataset']}; use a batch size of at most {info.n_train}")
         self._check_memory(run, info, n_params)
-        defaults = {"dataset_params": datasets.normalise(run["dataset"], {}),
-                    "model_params": models.normalise(run["model"], {})}
         code = {"dataset": fingerprint(datasets.REGISTRY.get(run["dataset"])[0]), "model": model_code,
                 "variables": self.variables}
-        return run, config_mod.hashed(run, defaults), code
+        return run, self.hashed(run), code
+
+    @staticmethod
+    def hashed(run: dict) -> dict:
+        """The settings the hash of the resolved run ``run`` covers (:func:`lrsc.config.hashed`, with its
+        dataset's and model's parameter defaults): no data is read."""
+        defaults = {"dataset_params": datasets.normalise(run["dataset"], {}),
+                    "model_params": models.normalise(run["model"], {})}
+        return config_mod.hashed(run, defaults)
 
     @staticmethod
     def _model_code(run: dict, info: datasets.Info) -> tuple[str, int]:

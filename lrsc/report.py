@@ -121,11 +121,18 @@ def compared_ends(ds: xr.Dataset, span: float | None = None) -> list[float]:
     over the LRs at which no seed diverged, else the grid's ends."""
     for values in (compared(ds), [v for v in ds.lr.values.tolist() if not bool(ds.diverged.sel(lr=v).any())],
                    ds.lr.values.tolist()):
-        values = sorted(values)
         if len(values) >= 2:
-            low = next(v for v in values if span is None or v >= values[-1] / span * (1 - 1e-9))
-            return [low if low < values[-1] else values[-2], values[-1]]
+            return ends_among(values, span)
     return sorted(ds.lr.values.tolist())
+
+
+def ends_among(values: list[float], span: float | None = None) -> list[float]:
+    """The pair of :func:`compared_ends` among ``values`` (two LRs or more): the largest, and the
+    smallest, or with ``span`` the smallest at least ``1 / span`` of the largest (another one when
+    that is the largest itself)."""
+    values = sorted(values)
+    low = next(v for v in values if span is None or v >= values[-1] / span * (1 - 1e-9))
+    return [low if low < values[-1] else values[-2], values[-1]]
 
 
 def longer_training(constant: xr.Dataset, longer: xr.Dataset) -> str:

@@ -60,7 +60,7 @@ def check_precision(s: TrainSettings, device: torch.device) -> None:
                           f"train.precision=bf16 or fp32 there (or --device cuda)")
 
 
-def _autocast(s: TrainSettings, device: torch.device) -> Callable[[], ContextManager]:
+def autocast_for(s: TrainSettings, device: torch.device) -> Callable[[], ContextManager]:
     """A fresh context for each training step's forward pass: autocasting to the settings' precision."""
     if s.precision == "fp32":
         return nullcontext
@@ -68,7 +68,7 @@ def _autocast(s: TrainSettings, device: torch.device) -> Callable[[], ContextMan
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
-def _optimizer(params: list[nn.Parameter], s: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], s: TrainSettings) -> torch.optim.Optimizer:
     """The torch optimiser of the settings (wrapped in ASAM when ``asam_rho`` > 0)."""
     cls, kwargs = {
         "sgd": (torch.optim.SGD, {"momentum": s.momentum}),
@@ -117,8 +117,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     # CPU convolution kernels tend to prefer NHWC (python -m lrsc.bench measures the gain; 1.0-1.45x here)
     layout = torch.channels_last if any(p.dim() == 4 for p in params) else torch.contiguous_format
     model.to(memory_format=layout)
-    opt = _optimizer(params, s)
-    autocast = _autocast(s, device)
+    opt = make_optimizer(params, s)
+    autocast = autocast_for(s, device)
     scaler = torch.amp.GradScaler(device.type, enabled=s.precision == "fp16")  # disabled: calls pass through
     cap = s.step_cap
     total = cap + s.extra_steps
@@ -157,7 +157,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
                 if scheduled:
                     for group in opt.param_groups:
                         group["lr"] = lrs[step]
-                losses, logits = _step(opt, scaler, objective, x, y, s.asam_rho > 0)
+                losses, logits = optimizer_step(opt, scaler, objective, x, y, s.asam_rho > 0)
                 step += 1
                 if recorder.due(step):
                     recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None],
@@ -173,8 +173,8 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     return monitor.result(reason, step, recorder, 0)
 
 
-def _step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, objective: Callable, x: torch.Tensor,
-          y: torch.Tensor, asam: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, objective: Callable, x: torch.Tensor,
+                   y: torch.Tensor, asam: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits.
     ``scaler`` scales fp16's loss (it is disabled otherwise; fp16 never comes with ASAM)."""
     opt.zero_grad(set_to_none=True)
