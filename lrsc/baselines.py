@@ -12,9 +12,14 @@ trained at, and the page names it. This module imports no torch.
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import xarray as xr
+import yaml
 
+from lrsc.config import read
+from lrsc.paths import project_root, resolve
 from lrsc.results import config, look
 from lrsc.verdicts import compared
 
@@ -30,6 +35,13 @@ def method(ds: xr.Dataset) -> str:
 def name(ds: xr.Dataset) -> str:
     """How readers name the method of a collected sweep."""
     return NAMES[method(ds)]
+
+
+def task(ds: xr.Dataset) -> tuple:
+    """What a method sweep shares with the ERM sweep it is compared with: the dataset, the model
+    and their parameters."""
+    cfg = config(ds)
+    return tuple(json.dumps(cfg[k], sort_keys=True) for k in ("dataset", "dataset_params", "model", "model_params"))
 
 
 def selection_variable(method_: str) -> str:
@@ -72,3 +84,24 @@ def selection_table(results: list[xr.Dataset], variables: tuple[str, ...] = ("te
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
+
+
+def profile_tasks(profile: str) -> list[str] | None:
+    """The tasks the chapter's ``params/<profile>/baselines.yaml`` sweeps, each as its title with its
+    LRs and seeds, read from the files; None where the profile has no such file."""
+    path = project_root() / "params" / profile / "baselines.yaml"
+    if not path.is_file():
+        return None
+    out = []
+    for task in yaml.safe_load(path.read_text())["tasks"]:
+        cfg = read(resolve(task))
+        lr, seeds = cfg["grid"].get("lr", []), len(cfg["grid"].get("seed", [0]))
+        lrs = f"LRs {', '.join(f'{v:g}' for v in lr)}" if isinstance(lr, list) else "LRs up to the edge of stability"
+        out.append(f"{cfg['title']} ({lrs}; {seeds} seeds)")
+    return out
+
+
+def profiles_sentence(profiles: list[str]) -> str:
+    """One sentence naming what each of ``profiles`` runs in this chapter (from their parameter files)."""
+    parts = [f"the {p} profile runs {'; '.join(tasks)}" for p in profiles if (tasks := profile_tasks(p))]
+    return ("In this chapter " + ", and ".join(parts) + ".") if parts else "No profile's parameter files are at hand."

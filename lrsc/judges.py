@@ -329,8 +329,10 @@ def _deeplift(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
 
 
 def _erm_sweep(sweep: Sweep) -> xr.Dataset | None:
-    """The chapter's ERM sweep (its ``erm`` role), which the method sweeps are compared with."""
-    return next((d for f in sweep.roles.get("erm", []) if (d := sweep.res.sweep(f)) is not None), None)
+    """The chapter's ERM sweep (of its ``erm`` role) on the method sweep's task, which it is compared with."""
+    want = baselines.task(sweep.ds)
+    return next((d for f in sweep.roles.get("erm", []) if (d := sweep.res.sweep(f)) is not None
+                 and baselines.task(d) == want), None)
 
 
 def _against_erm(claim: "Claim", sweep: Sweep, at_selected: bool) -> list[tuple[str, str, Verdict]]:

@@ -117,6 +117,22 @@ def metrics_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "pruna
     return fig
 
 
+def methods_grid(runs: dict[str, dict[str, xr.Dataset]], variables: tuple[str, ...]) -> plt.Figure:
+    """One row per task of ``runs`` (``{task: {method: ds}}``), one column per variable against LR,
+    one line per method, each drawn as in :func:`metrics_vs_lr`; the task names the row."""
+    fig, axes = plt.subplots(len(runs), len(variables), figsize=(3.3 * len(variables), 2.8 * len(runs)),
+                             squeeze=False)
+    for row, (task, methods) in zip(axes, runs.items()):
+        for ax, var in zip(row, variables):
+            for (name, ds), color in zip(methods.items(), plt.cm.tab10.colors):
+                _line(ax, ds, var, name, color=color)
+            ax.set_title(label(next(iter(methods.values())), var), fontsize=9)
+        row[0].set_ylabel(task, fontsize=9, fontweight="bold")
+        row[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def nothing(message: str) -> plt.Figure:
     """A small figure that says, in words, why there is nothing to draw."""
     fig, ax = plt.subplots(figsize=(4, 1))
