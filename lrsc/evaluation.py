@@ -175,7 +175,7 @@ def holdout(test_set: Split, run: dict) -> tuple[Split, Split | None]:
     """The unbiased test set less its validation split, and the validation split: a random
     ``metrics.val_frac`` of the test samples, drawn from the run's seed (so that the runs of one
     seed share it), or None where ``val_frac`` is 0 (the test set is then whole)."""
-    frac = run["metrics"]["val_frac"]
+    frac = run["metrics"].get("val_frac", 0.0)  # a run stored before the setting existed held nothing out
     if not frac:
         return test_set, None
     n = len(test_set)

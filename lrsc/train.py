@@ -139,7 +139,7 @@ def _identify(model: nn.Module, data: Split, s: TrainSettings, seed: int) -> tor
 
 def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: bool,
           snapshot: list[Snapshot] | None, snapshot_steps: tuple[int, ...],
-          method: methods.Method | None) -> TrainResult:
+          method: methods.Method | None = None) -> TrainResult:
     """The training loop of :func:`train` for any model, optimiser and ``method`` (None: ERM), with autograd."""
     device, n = data.x.device, len(data)
     params = list(model.parameters())  # the run's model's: what the records and the L1 penalty see
