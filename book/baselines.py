@@ -31,7 +31,7 @@
 # %% tags=["parameters"]
 tasks = ["params/quick/baselines_parity.yaml"]  # one ERM sweep per task; each method is swept as it is
 methods = {  # {train.method: {dotted key: value}}: each method's own settings
-    "jtt": {"train.jtt_steps": 100, "train.jtt_up": 5.0},
+    "jtt": {"train.jtt_steps": 50, "train.jtt_up": 5.0},
     "lff": {"train.lff_q": 0.7},
     "group_dro": {"train.dro_eta": 0.01},
 }
@@ -85,7 +85,7 @@ report.settings_table({task: found["ERM"] for task, found in runs.items()})
 
 # %% tags=["hide-input"]
 chosen = pd.concat({task: baselines.selection_table(list(found.values())) for task, found in runs.items()})
-chosen.round(1)
+chosen
 
 # %% tags=["hide-input"]
 ch.figure("base_methods", plots.methods_grid(runs, ("test_acc", "worst_group_acc", "prunability")))

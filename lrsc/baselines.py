@@ -68,7 +68,7 @@ def default_lr(ds: xr.Dataset) -> float:
 def selection_table(results: list[xr.Dataset], variables: tuple[str, ...] = ("test_acc", "worst_group_acc",
                                                                                "prunability")) -> pd.DataFrame:
     """Per method: what selects its LR, its default and selected LRs, and the seed means of
-    ``variables`` (display units) at each of the two."""
+    ``variables`` (display units, to each variable's digits) at each of the two."""
     rows = {}
     for ds in results:
         chosen, default = selected_lr(ds), default_lr(ds)
@@ -78,8 +78,9 @@ def selection_table(results: list[xr.Dataset], variables: tuple[str, ...] = ("te
             shown = look(ds, var)
             mean = ds[var].mean("seed") * shown.scale
             header = shown.header or var
-            row[(header, "default LR")] = float(mean.sel(lr=default))
-            row[(header, "selected LR")] = float(mean.sel(lr=chosen)) if chosen is not None else float("nan")
+            row[(header, "default LR")] = round(float(mean.sel(lr=default)), shown.digits)
+            row[(header, "selected LR")] = round(float(mean.sel(lr=chosen)), shown.digits) if chosen is not None \
+                else float("nan")
         rows[name(ds)] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)

@@ -18,8 +18,8 @@ import math
 
 import torch
 
-MAX_ITERS = 5000  # FISTA's iterations at most; the regressions here converge within a few hundred
-TOL = 1e-9  # stop once no weight moves by more than this (relative to the largest weight)
+MAX_ITERS = 3000  # FISTA's iterations at most; with restarts the regressions here converge within a few hundred
+TOL = 1e-7  # stop once no weight moves by more than this (relative to the largest weight)
 
 
 def balanced_rows(group: torch.Tensor, num_groups: int, g: torch.Generator) -> torch.Tensor:
@@ -41,7 +41,9 @@ def fit_l1_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float
     over ``x`` ``(m, d)`` with labels ``y`` ``(m,)`` (float64).
 
     FISTA on the mean form ``mean CE + ||W||_1 / (c m)``: the step is 1 / L with L = ||[x, 1]||_2^2 / (2 m),
-    a Lipschitz constant of the mean cross-entropy's gradient (the softmax's Jacobian has norm at most 1/2).
+    a Lipschitz constant of the mean cross-entropy's gradient (the softmax's Jacobian has norm at most 1/2);
+    its momentum restarts whenever it points against the step just taken (O'Donoghue & Candès 2015),
+    which keeps it from the slow oscillation plain FISTA shows on well-conditioned problems.
     """
     x = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64, device=x.device)], 1)
     m, d1 = x.shape
@@ -54,6 +56,8 @@ def fit_l1_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float
         grad = x.T @ ((x @ z).softmax(1) - onehot) / m
         new = z - step * grad
         new[:-1] = soft_threshold(new[:-1], step * lam)  # the intercept row is not penalised
+        if ((z - new) * (new - w)).sum() > 0:  # momentum against the step: restart it
+            t = 1.0
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
         moved = (new - w).abs().max().item()
         z, w, t = new + (t - 1) / t_next * (new - w), new, t_next
