@@ -3,7 +3,8 @@
 #
 # This page lists every claim of the paper that this book tests, grouped by the paper's
 # contribution it bears on and by figure, with the verdict of this build's runs and a link to
-# the chapter that shows it. It trains nothing: it reads what the chapters stored under
+# the chapter that shows it; after them, the questions the book asks beyond the paper, judged
+# by the same rule and counted apart. It trains nothing: it reads what the chapters stored under
 # `results_dir`, after all of them have run, and its rows are the chapters' own verdict tables
 # — each row is made by the same function there and here.
 #
@@ -37,15 +38,16 @@ page.glue("claims_level", int(100 * verdicts.LEVEL))
 table = claims.with_q(claims.ledger(resolve(results_dir)))
 csv = claims.write_csv(table, resolve(results_dir) / "claims.csv")
 page.glue("claims_csv", f"{{download}}`the ledger as CSV <{os.path.relpath(csv, project_root() / 'book')}>`")
-n = claims.counts(table)
-page.glue("claims_n", len(table))
+theirs, own = table[table.source == "paper"], table[table.source == "book"]
+n = claims.counts(theirs)
+page.glue("claims_n", len(theirs))
 for verdict, count in n.items():
     page.glue(f"claims_n_{verdict.replace(' ', '_')}", count)
-page.glue("claims_n_judged", len(table) - n["untestable"])
-page.glue("claims_n_tested", int(table.p.notnull().sum()))
-page.glue("claims_chance", f"{claims.chance_decisions(table):.0f}")
-page.glue("claims_decisive", int(table.verdict.isin(verdicts.DECISIVE).sum()))
-page.glue("claims_survive", int(table.survives.sum()))
+page.glue("claims_n_judged", len(theirs) - n["untestable"])
+page.glue("claims_n_tested", int(theirs.p.notnull().sum()))
+page.glue("claims_chance", f"{claims.chance_decisions(theirs):.0f}")
+page.glue("claims_decisive", int(theirs.verdict.isin(verdicts.DECISIVE).sum()))
+page.glue("claims_survive", int(theirs.survives.sum()))
 page.glue("claims_fdr", f"{verdicts.FDR:.0%}")
 sections = []
 for k, words in paper.CONTRIBUTIONS.items():
@@ -53,10 +55,13 @@ for k, words in paper.CONTRIBUTIONS.items():
     sections.append(f"### Contribution {k}\n\n*The paper: {words}.* This build: {report.answer(claims.counts(rows))}."
                     + "".join(f"\n\n**{figure}**\n\n" + report.ledger_markdown(group, link=True, q=True)
                               for figure, group in rows.groupby("figure", sort=False)))
+if len(own):
+    sections.append(f"### {claims.BEYOND}\n\n*Questions this book asks; the paper states none of them.* This build: "
+                    f"{report.answer(claims.counts(own))}.\n\n" + report.ledger_markdown(own, link=True, q=True))
 page.markdown("claims_tables", "\n\n".join(sections))
 
 # %% [markdown]
-# Of the {glue:text}`claims_n` verdicts, {glue:text}`claims_n_agrees` agree with the paper,
+# Of the {glue:text}`claims_n` verdicts on the paper's claims, {glue:text}`claims_n_agrees` agree with the paper,
 # {glue:text}`claims_n_disagrees` disagree, {glue:text}`claims_n_no_effect` find no effect,
 # {glue:text}`claims_n_inconclusive` are inconclusive and {glue:text}`claims_n_untestable` are
 # untestable with this build's runs, so {glue:text}`claims_n_judged` were judged.

@@ -51,6 +51,14 @@ def _c(id: str, contribution: int, figure: str, chapter: str, role: str, judge: 
 F3, F4, F5, F6, F7, F8 = ("fig3_parity", "fig4_datasets", "fig5_representations", "fig6_hyperparameters",
                           "fig7_naturalistic", "fig8_10_11_standard")
 F12, SUPP = "fig12_13_mechanism", "supplement_schemes"
+BASE, BEYOND = "baselines", "Beyond the paper"
+
+
+def _own(id: str, role: str, judge: str, variable: str, expected: int = 1) -> Claim:
+    """A claim of the book's own, beyond the paper (contribution 0: none of the paper's five)."""
+    return Claim(id, 0, BEYOND, BASE, role, judge, variable, expected, source="book")
+
+
 CLAIMS: tuple[Claim, ...] = (
     _c("fig3.acc", 1, "Fig. 3", F3, "parity", "trend", "test_acc"),
     _c("fig3.prune", 1, "Fig. 3", F3, "parity", "trend", "prunability"),
@@ -95,6 +103,16 @@ CLAIMS: tuple[Claim, ...] = (
     _c("supp.prune", 1, "Fig. 23-25, 29", SUPP, "schemes", "trend", "prunability"),
     _c("fig30.switch", 1, "Fig. 30 (left)", SUPP, "switch", "switch"),
     _c("fig30.soups", 3, "Fig. 30 (right)", SUPP, "constant", "soups"),
+    _own("base.default.acc", "methods", "erm_vs_default", "test_acc"),
+    _own("base.default.wga", "methods", "erm_vs_default", "worst_group_acc"),
+    _own("base.default.prune", "methods", "erm_vs_default", "prunability"),
+    _own("base.selected.acc", "methods", "erm_vs_selected", "test_acc"),
+    _own("base.selected.wga", "methods", "erm_vs_selected", "worst_group_acc"),
+    _own("base.selected.prune", "methods", "erm_vs_selected", "prunability"),
+    _own("base.lr.acc", "methods", "trend", "test_acc"),
+    _own("base.lr.wga", "methods", "trend", "worst_group_acc"),
+    _own("base.interaction.acc", "methods", "lr_interaction", "test_acc", 0),
+    _own("base.dfr", "erm", "trend", "dfr_gain"),
 )
 BY_ID = {c.id: c for c in CLAIMS}
 assert len(BY_ID) == len(CLAIMS), "every claim has its own id"

@@ -254,7 +254,7 @@ def measure(run: dict, device: torch.device, steps: int) -> Timing:
             return losses.mean(), losses, logits
 
         def step() -> None:
-            train.optimizer_step(opt, scaler, objective, x, y, s.asam_rho > 0)
+            train.optimizer_step(opt, scaler, objective, (x, y), s.asam_rho > 0)
 
         with FlopCounterMode(display=False) as counter:
             step()  # the first step allocates: counted, not timed

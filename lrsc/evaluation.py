@@ -3,7 +3,9 @@
 An :class:`Evaluation` holds one trained run (its config, model, unbiased test set and, after
 training, its :class:`lrsc.train.TrainResult`) and computes each shared part once, on first
 use: the test set's features and logits, the random inputs of the activation statistics,
-the attributions, the pruning curve. :func:`evaluate` returns the values of the registered
+the attributions, the pruning curve, the last-layer retraining. With ``metrics.val_frac`` > 0
+a validation split is held out of the unbiased test set (:func:`holdout`): the validation
+variables and the retraining see only it, every other variable only the rest. :func:`evaluate` returns the values of the registered
 variables. A model whose weights are not finite (a diverged run) gets NaN for every model
 variable, each in its declared shape: a diverged run is a result, stored like any other.
 """
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrsc import metrics, variables
+from lrsc import dfr, metrics, variables
 from lrsc.attribution import background_masks, background_share, integrated_gradients, region_shares
 from lrsc.datasets import Split
 from lrsc.models import predict
@@ -30,15 +32,18 @@ class Evaluation:
     first use. ``result`` is None when only model variables are being (re)computed.
 
     Parts a variable's ``compute`` may use: ``run`` (the config), ``cfg`` (its metrics
-    section), ``model``, ``test`` (the unbiased test :class:`Split`), ``outputs`` (features
-    ``(n, d)`` and logits ``(n, K)`` of the whole test set), ``act_index`` / ``act`` (the
+    section), ``model``, ``test`` (the unbiased test :class:`Split`, less the validation split),
+    ``val`` (the validation split, None without one), ``outputs`` (features ``(n, d)`` and
+    logits ``(n, K)`` of the whole of ``test``), ``val_outputs``, ``retrained`` (``test``'s
+    logits after last-layer retraining on ``val``), ``act_index`` / ``act`` (the
     ``metrics.n_act`` random test inputs and their features), ``attributions``, ``shares``,
     ``prune`` (prunability and the ``P_q`` curve), ``result`` (the training outcome).
     """
 
     def __init__(self, run: dict, model: nn.Module, test_set: Split, result: TrainResult | None = None):
-        self.run, self.model, self.test, self.result = run, model, test_set, result
+        self.run, self.model, self.result = run, model, result
         self.cfg = run["metrics"]
+        self.test, self.val = holdout(test_set, run)
 
     @cached_property
     def finite(self) -> bool:
@@ -53,6 +58,31 @@ class Evaluation:
     def outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate features ``(n, d)`` and logits ``(n, K)`` of the whole unbiased test set."""
         return predict(self.model, self.test.x)
+
+    @cached_property
+    def val_outputs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Penultimate features and logits of the validation split (None without one)."""
+        return predict(self.model, self.val.x) if self.val is not None else None
+
+    @cached_property
+    def retrained(self) -> torch.Tensor | None:
+        """Logits of ``test`` from a last-layer head retrained on a group-balanced subset of the
+        validation split (:func:`lrsc.dfr.retrained_logits`, ``metrics.dfr_c``); None without a
+        validation split, or one that lacks a group."""
+        if self.val is None:
+            return None
+        return dfr.retrained_logits(self.val_outputs[0], self.val.y, self.val.group, self.val.num_groups,
+                                    self.val.num_classes, self.cfg["dfr_c"], generator(self.run["seed"], "dfr"),
+                                    self.outputs[0])
+
+    def on_val(self, score: Callable[[torch.Tensor, Split], float]) -> float:
+        """``score(logits, split)`` on the validation split, NaN without one."""
+        return score(self.val_outputs[1], self.val) if self.val is not None else math.nan
+
+    def on_retrained(self, score: Callable[[torch.Tensor, Split], float]) -> float:
+        """``score(logits, test)`` of the retrained head on ``test``, NaN where there is none."""
+        logits = self.retrained
+        return score(logits, self.test) if logits is not None else math.nan
 
     def _pick(self, purpose: str, n: int) -> torch.Tensor:
         g = generator(self.run["seed"], purpose)
@@ -131,14 +161,28 @@ class Evaluation:
 def neuron_selectivity(run: dict, test_set: Split) -> Callable[[nn.Module], dict[str, torch.Tensor]]:
     """The snapshot taken during training: per-neuron CSI and BSI of the penultimate layer on
     the run's ``metrics.n_act`` unbiased test inputs (the inputs of ``act_comp``)."""
-    pick = Evaluation(run, nn.Identity(), test_set).act_index
-    x, y, b = test_set.x[pick], test_set.y[pick], test_set.b[pick]
+    ev = Evaluation(run, nn.Identity(), test_set)
+    pick = ev.act_index
+    x, y, b = ev.test.x[pick], ev.test.y[pick], ev.test.b[pick]
 
     def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
         h = predict(model, x)[0]
         return {"csi": metrics.selectivity(h, y), "bsi": metrics.selectivity(h, b)}
 
     return snapshot
+
+
+def holdout(test_set: Split, run: dict) -> tuple[Split, Split | None]:
+    """The unbiased test set less its validation split, and the validation split: a random
+    ``metrics.val_frac`` of the test samples, drawn from the run's seed (so that the runs of one
+    seed share it), or None where ``val_frac`` is 0 (the test set is then whole)."""
+    frac = run["metrics"].get("val_frac", 0.0)  # a run stored before the setting existed held nothing out
+    if not frac:
+        return test_set, None
+    n = len(test_set)
+    order = torch.randperm(n, generator=generator(run["seed"], "validation")).to(test_set.y.device)
+    cut = max(1, min(n - 1, round(frac * n)))
+    return test_set.take(order[cut:]), test_set.take(order[:cut])
 
 
 def _nan_like(ev: Evaluation, var: variables.Variable) -> np.ndarray:

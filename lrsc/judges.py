@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 
 import xarray as xr
 
-from lrsc import mechanism, settings, soup, sweepdir, variables, verdicts
+from lrsc import baselines, mechanism, settings, soup, sweepdir, variables, verdicts
 from lrsc.collect import read_results
 from lrsc.results import config, look, title
 from lrsc.verdicts import Verdict, compared
@@ -342,3 +342,75 @@ def _deeplift(claim: Claim, sweep: Sweep) -> list[tuple[str, str, Verdict]]:
     return [("", f"With DeepLift attributions, {phrase(var)} {moves(claim.expected)} from the smallest to the "
              f"largest compared LR.", verdicts.contrast(dl.sel(end="low"), dl.sel(end="high"), claim.expected,
                                                         look=look(ds, var)))]
+
+
+def _erm_sweep(sweep: Sweep) -> xr.Dataset | None:
+    """The chapter's ERM sweep (of its ``erm`` role) on the method sweep's task, which it is compared with."""
+    want = baselines.task(sweep.ds)
+    return next((d for f in sweep.roles.get("erm", []) if (d := sweep.res.sweep(f)) is not None
+                 and baselines.task(d) == want), None)
+
+
+def _against_erm(claim: "Claim", sweep: Sweep, at_selected: bool) -> list[tuple[str, str, Verdict]]:
+    """ERM at its LR selected on validation against the sweep's method at its default LR or at its
+    own selected LR (see :mod:`lrsc.baselines`): the claim's variable is higher for ERM, paired over
+    the seeds both sweeps ran."""
+    ds, erm, var = sweep.ds, _erm_sweep(sweep), claim.variable
+    if erm is None or var not in erm:
+        return []
+    who, erm_lr = baselines.name(ds), baselines.selected_lr(erm)
+    lr = baselines.selected_lr(ds) if at_selected else baselines.default_lr(ds)
+    where = "at its own LR selected on validation" if at_selected else "at its default LR"
+    statement = f"ERM at its LR selected on validation reaches higher {phrase(var)} than {who} {where}."
+    if erm_lr is None or lr is None:
+        missing = "ERM's" if erm_lr is None else f"{who}'s"
+        return [(who, statement, Verdict("untestable", reason=f"no LR of {missing} sweep is compared (every seed fit "
+                                                              f"its training set, none diverged) with a validation "
+                                                              f"score"))]
+    if lr not in compared(ds):
+        return [(who, statement, Verdict("untestable", reason=f"{who} at LR {lr:g}: some seed did not fit its "
+                                                              f"training set or diverged"))]
+    seeds = sorted(set(ds.seed.values.tolist()) & set(erm.seed.values.tolist()))
+    statement = (f"ERM at LR {erm_lr:g} (selected on validation) reaches higher {phrase(var)} than {who} "
+                 f"{where}, LR {lr:g}.")
+    verdict = verdicts.contrast(ds[var].sel(lr=lr, seed=seeds).values, erm[var].sel(lr=erm_lr, seed=seeds).values,
+                                claim.expected, look=look(ds, var))
+    fails = verdicts.learns(erm)
+    return [(who, statement, verdicts.with_reason(verdict, f"ERM: {fails}") if fails else verdict)]
+
+
+@per_sweep("erm_vs_default")
+def _erm_vs_default(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+    """ERM at its selected LR against the method at its default LR."""
+    return _against_erm(claim, sweep, at_selected=False)
+
+
+@per_sweep("erm_vs_selected")
+def _erm_vs_selected(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+    """ERM at its selected LR against the method at its own selected LR."""
+    return _against_erm(claim, sweep, at_selected=True)
+
+
+@per_sweep("lr_interaction")
+def _lr_interaction(claim: "Claim", sweep: Sweep) -> list[tuple[str, str, Verdict]]:
+    """Method x LR: from the smallest to the largest LR compared in both sweeps, the method's change
+    in the claim's variable differs from ERM's (per seed, the difference of the two changes)."""
+    ds, erm, var = sweep.ds, _erm_sweep(sweep), claim.variable
+    if erm is None or var not in erm:
+        return []
+    who = baselines.name(ds)
+    both = sorted(set(compared(ds)) & set(compared(erm)))
+    statement = f"A large LR changes {who}'s {phrase(var)} by a different amount than ERM's (method × LR)."
+    if len(both) < 2:
+        return [(who, statement, Verdict("untestable", reason=f"fewer than two LRs compared in both {who}'s and "
+                                                              f"ERM's sweeps ({len(both)})"))]
+    lo, hi = both[0], both[-1]
+    seeds = sorted(set(ds.seed.values.tolist()) & set(erm.seed.values.tolist()))
+    change = lambda d: (d[var].sel(lr=hi, seed=seeds) - d[var].sel(lr=lo, seed=seeds)).values  # noqa: E731
+    shown = look(ds, var)
+    verdict = verdicts.from_effects(shown.scale * (change(ds) - change(erm)), claim.expected, points=len(both),
+                                    units=shown.effect_units, sesoi=shown.sesoi)
+    statement = (f"From LR {lo:g} to LR {hi:g}, {who}'s {phrase(var)} changes by a different amount than ERM's "
+                 f"(method × LR).")
+    fails = verdicts.learns(erm)
+    return [(who, statement, verdicts.with_reason(verdict, f"ERM: {fails}") if fails else verdict)]

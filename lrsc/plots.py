@@ -6,6 +6,8 @@ no knowledge of the code that made the results.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -63,8 +65,9 @@ def _line(ax, ds: xr.Dataset, var: str, label_: str | None = None, color=None, d
     ax.plot(x[~ok & ~diverged], mean.values[~ok & ~diverged], "o", mfc="white", color=line.get_color())
     ax.plot(x[diverged], mean.values[diverged], "x", color="red", ms=8)
     lost = diverged & ~np.isfinite(mean.values)  # every seed diverged: no value to draw, so mark the LR at the bottom
-    ax.plot(x[lost], np.full(lost.sum(), 0.03), "x", color="red", ms=8, transform=ax.get_xaxis_transform(),
-            clip_on=False)
+    if lost.any():  # an empty unclipped line would count as an artist at the figure's corner in tight layouts
+        ax.plot(x[lost], np.full(lost.sum(), 0.03), "x", color="red", ms=8, transform=ax.get_xaxis_transform(),
+                clip_on=False)
     if len(x) > 1 and (x > 0).all():
         ax.set_xscale("log")
     elif len(x) > 1 and (x > 0).any():
@@ -113,6 +116,22 @@ def metrics_grid(results: dict, variables: tuple[str, ...] = ("test_acc", "pruna
             _line(ax, ds, var)
             ax.set_title(label(ds, var), fontsize=9)
         row[0].set_ylabel(", ".join(name) if isinstance(name, tuple) else str(name), fontsize=10, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def methods_grid(runs: dict[str, dict[str, xr.Dataset]], variables: tuple[str, ...]) -> plt.Figure:
+    """One row per task of ``runs`` (``{task: {method: ds}}``), one column per variable against LR,
+    one line per method, each drawn as in :func:`metrics_vs_lr`; the task names the row."""
+    fig, axes = plt.subplots(len(runs), len(variables), figsize=(3.3 * len(variables), 2.8 * len(runs)),
+                             squeeze=False)
+    for row, (task, methods) in zip(axes, runs.items()):
+        for ax, var in zip(row, variables):
+            for (name, ds), color in zip(methods.items(), plt.cm.tab10.colors):
+                _line(ax, ds, var, name, color=color)
+            ax.set_title(label(next(iter(methods.values())), var), fontsize=9)
+        row[0].set_ylabel(textwrap.fill(task, 24), fontsize=8, fontweight="bold")  # long titles would squeeze the panels
+        row[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

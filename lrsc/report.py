@@ -200,6 +200,12 @@ WORDS = {"agrees": "as the paper claims", "disagrees": "against the paper's clai
          "untestable": "which this run cannot test"}
 
 
+OWN_WORDS = {"agrees": "as the statement says", "disagrees": "against the statement",
+             "no effect": "so the stated effect is absent here",
+             "inconclusive": "so this run cannot tell whether the statement holds",
+             "untestable": "which this run cannot test"}
+
+
 def _cell(text: object) -> str:
     return str(text).replace("|", "/").replace("\n", " ")
 
@@ -237,13 +243,16 @@ def says(table: pd.DataFrame, claim_id: str, folder: str | None = None, trend: b
         return "is not judged in this build (its sweep was not run)"
     if r.verdict == "untestable":
         return f"cannot be tested here ({r.text})"
+    own = r.source == "book"  # a claim of the book's own is a question the book asks, not the paper's word
     if not trend:
-        return {"agrees": "agrees with the paper", "disagrees": "disagrees with the paper",
-                "no effect": "finds no effect (the paper's claim does not hold here)",
-                "inconclusive": "is inconclusive"}[r.verdict] + f" ({r.text})"
+        return ({"agrees": "holds", "disagrees": "is contradicted", "no effect": "finds no effect",
+                 "inconclusive": "is inconclusive"} if own else
+                {"agrees": "agrees with the paper", "disagrees": "disagrees with the paper",
+                 "no effect": "finds no effect (the paper's claim does not hold here)",
+                 "inconclusive": "is inconclusive"})[r.verdict] + f" ({r.text})"
     shows = "does not move" if r.verdict == "no effect" else {1: "rises", -1: "falls", 0: "shows no clear direction"}[
         int(r.side)]
-    return f"{shows} ({r.text}), {WORDS[r.verdict]}"
+    return f"{shows} ({r.text}), {(OWN_WORDS if own else WORDS)[r.verdict]}"
 
 
 def answer(counts: dict[str, int]) -> str:

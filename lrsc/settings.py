@@ -172,6 +172,19 @@ class TrainSettings(_Section):
                                  doc="the focal loss (1 - p)^gamma * CE; 0 is the cross-entropy")
     asam_rho: float = setting(0.0, "ASAM ρ", NON_NEGATIVE, stacked=False, like_lr=1, name="ASAM",
                               doc="ASAM's neighbourhood radius; 0 trains without ASAM")
+    method: str = setting("erm", "training method", choices=("erm", "jtt", "lff", "group_dro"), stacked=False,
+                          doc="erm (the plain objective); jtt, Just Train Twice (Liu et al. 2021); lff, Learning from "
+                              "Failure (Nam et al. 2020); group_dro, GroupDRO (Sagawa et al. 2020), which sees the "
+                              "training set's bias labels")
+    jtt_steps: int = setting(1000, "JTT identification steps", POSITIVE, stacked=False,
+                             doc="jtt: step cap of the ERM identification run whose training errors are upweighted "
+                                 "(scaled by cap_lr as max_steps is; it stops earlier once it fits the training set)")
+    jtt_up: float = setting(20.0, "JTT upweight λ_up", POSITIVE, stacked=False,
+                            doc="jtt: the weight of the identification run's training errors, against 1 for the rest")
+    lff_q: float = setting(0.7, "LfF GCE q", FRACTION, stacked=False,
+                           doc="lff: q of the generalized cross-entropy (1 - p_y^q) / q the biased model trains on")
+    dro_eta: float = setting(0.01, "GroupDRO step size η", POSITIVE, stacked=False,
+                             doc="group_dro: step size of the exponentiated-gradient update of the group weights")
     schedule: str = setting("constant", "LR schedule", choices=("constant", "step", "cosine", "wsd"),
                             per_model=True, doc="constant, step, cosine or wsd (warmup-stable-decay)")
     schedule_steps: int = setting(0, "schedule length", NON_NEGATIVE, per_model=True,
@@ -212,10 +225,24 @@ class TrainSettings(_Section):
         if self.precision == "fp16" and self.asam_rho:
             raise ConfigError("train.precision=fp16 does not combine with ASAM (train.asam_rho > 0): its gradient "
                               "scaler cannot scale ASAM's two gradient passes; use train.precision=bf16")
+        self._check_method()
         horizon = self.schedule_steps or self.step_cap
         if self.schedule == "wsd" and self.warmup_steps + self.decay_frac * horizon > horizon:
             raise ConfigError(f"train.warmup_steps={self.warmup_steps} and train.decay_frac={self.decay_frac} do not "
                               f"fit in the schedule's {horizon} steps (train.schedule_steps, else train.max_steps)")
+
+    def _check_method(self) -> None:
+        """A method's parameters are set only with that method (otherwise two hashes would name one
+        run), and a robust-training method replaces the objective's weights, which the focal loss and
+        ASAM's second gradient pass also set."""
+        declared = self.declared()
+        for key, method in METHOD_PARAMS.items():
+            if getattr(self, key) != declared[key].default and self.method != method:
+                raise ConfigError(f"train.{key} is {method}'s; train.method={self.method!r} does not use it (leave "
+                                  f"train.{key} at {declared[key].default!r}, or set train.method={method})")
+        if self.method != "erm" and (self.focal_gamma or self.asam_rho):
+            raise ConfigError(f"train.method={self.method} sets the objective's per-sample weights itself; it does "
+                              f"not combine with the focal loss or ASAM (set train.focal_gamma and train.asam_rho to 0)")
 
     def loop_only(self) -> tuple[str, ...]:
         """The settings declared ``stacked=False`` that are set off their default here: each makes
@@ -253,6 +280,13 @@ class MetricSettings(_Section):
     n_attr: int = setting(500, "attribution inputs", NON_NEGATIVE,
                          doc="test inputs for Integrated Gradients (0: none; the attribution variables are NaN)")
     ig_steps: int = setting(32, "IG steps", POSITIVE, doc="Riemann steps of Integrated Gradients")
+    val_frac: float = setting(0.0, "validation share", BELOW_ONE,
+                              doc="share of the unbiased test set held out as a validation split (model selection, "
+                                  "last-layer retraining); every test-set variable is then computed on the rest "
+                                  "(0: no validation split)")
+    dfr_c: float = setting(1.0, "DFR's C", POSITIVE,
+                           doc="last-layer retraining (DFR): inverse strength C of its L1-penalised logistic "
+                               "regression, as scikit-learn's (minimising ||W||_1 + C * sum of cross-entropies)")
     prune_scope: str = setting("layer", "pruning scope", choices=("layer", "global"),
                                doc="structured pruning per layer, or ranked over the whole network")
     snapshot_steps: tuple = setting((), "snapshot steps", item=int,
@@ -279,6 +313,8 @@ class MetricSettings(_Section):
                                   f"metrics.bg_mask=grabcut")
 
 
+# Each robust-training method's own parameters: {setting: the train.method that uses it}.
+METHOD_PARAMS = {"jtt_steps": "jtt", "jtt_up": "jtt", "lff_q": "lff", "dro_eta": "group_dro"}
 TRAIN = TrainSettings.declared()
 METRICS = MetricSettings.declared()
 PER_MODEL = tuple(k for k, s in TRAIN.items() if s.per_model)

@@ -114,6 +114,16 @@ def _schemes(p: dict, sweep: Make) -> list[Sweep]:
                                                         "grid.schedule_at": p["switch_steps"]})]
 
 
+def _baselines(p: dict, sweep: Make) -> list[Sweep]:
+    held_out = {"metrics.val_frac": p["val_frac"]}
+    out = []
+    for task in _paths(p["tasks"]):
+        out.append(sweep("erm", task, f"{_stem(task)}_erm", held_out))
+        out += [sweep("methods", task, f"{_stem(task)}_{method}", {**held_out, "train.method": method, **own})
+                for method, own in p["methods"].items()]
+    return out
+
+
 def _listed(*roles: tuple[str, str]) -> Callable[[dict, Make], list[Sweep]]:
     """A chapter that runs, under each ``(role, parameter)``, the sweep files its parameter names, unchanged."""
 
@@ -133,6 +143,7 @@ CHAPTERS: dict[str, Callable[[dict, Make], list[Sweep]]] = {
     "fig8_10_11_standard": _listed(("sweeps", "sweep_params"), ("sweeps", "maps_sweep")),
     "fig12_13_mechanism": _listed(("sweeps", "sweep_params"), ("dynamics", "dynamics_params")),
     "supplement_schemes": _schemes,
+    "baselines": _baselines,
 }
 
 

@@ -7,6 +7,8 @@ the host between evaluations.
 
 A bias-free FCN trained with SGD (no ASAM) takes the stacked kernel instead, as a stack of
 one (:mod:`lrsc.stacked`): its numbers are then the same alone as in any batch of a sweep.
+The robust-training methods of ``train.method`` (JTT, LfF, GroupDRO; :mod:`lrsc.methods`) train
+here, in the loop, whatever the model: the kernel implements ERM only.
 
 Mixed precision (``train.precision`` bf16 or fp16) autocasts the training steps' forward
 passes; the weights, the optimiser and every evaluation stay float32, and fp16 scales the
@@ -15,6 +17,7 @@ runs the loop exactly as without the setting.
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager, nullcontext
 from typing import Callable, ContextManager, Iterator
 
@@ -24,13 +27,14 @@ from pytorch_optimizer import SAM, Kron
 from torch import nn
 from tqdm import tqdm  # plain text bars: tqdm.auto wants ipywidgets in notebooks
 
+from lrsc import methods
 from lrsc.datasets import Split, as_inputs
 from lrsc.errors import ConfigError
 from lrsc.models import predict
 from lrsc.objective import focal_weight, lr_table
 from lrsc.records import Recorder, Snapshot
 from lrsc.seeding import derive_seed, generator
-from lrsc.settings import TrainSettings
+from lrsc.settings import METHOD_PARAMS, TrainSettings
 from lrsc.stacked import can_train, train_batched
 from lrsc.stopping import Monitor, TrainResult, finite_params
 
@@ -88,7 +92,8 @@ def train(model: nn.Module, data: Split, settings: TrainSettings | None = None, 
     """Train ``model`` in place on ``data`` (already on the model's device) with ``settings``.
 
     ``changes`` replace single settings, e.g. ``train(model, data, lr=0.5)``. The optimiser,
-    penalties, focal loss, ASAM and LR schedule are :class:`lrsc.settings.TrainSettings`'s.
+    penalties, focal loss, ASAM, LR schedule and robust-training method are
+    :class:`lrsc.settings.TrainSettings`'s (JTT first trains its identification run, see :func:`_identify`).
     Data order: a fresh permutation per epoch drawn from the seed's ``"data_order"`` stream.
     Training accuracy and cross-entropy are checked on the full training set every
     ``eval_every`` steps; the run is fit at the first check that finds 100% accuracy (or,
@@ -106,18 +111,43 @@ def train(model: nn.Module, data: Split, settings: TrainSettings | None = None, 
         return train_batched([model], [data], [s], seed=[seed], progress=progress, snapshot=snapshots,
                              snapshot_steps=snapshot_steps)[0]
     with _global_rngs(seed):
-        return _loop(model, data, s, seed, progress, snapshots, snapshot_steps)
+        errors = None
+        if s.method == "jtt":
+            errors = _identify(model, data, s, seed)
+            if isinstance(errors, TrainResult):
+                return errors
+        method = methods.build(s, model, data, errors)
+        return _loop(model, data, s, seed, progress, snapshots, snapshot_steps, method)
+
+
+def _identify(model: nn.Module, data: Split, s: TrainSettings, seed: int) -> torch.Tensor | TrainResult:
+    """JTT's identification run: a copy of ``model`` trained by ERM with the run's settings and seed,
+    capped at ``train.jtt_steps`` (scaled by ``cap_lr`` as the step cap is) and stopped, like any
+    run, once it fits the training set. Returns its errors on the training set ``(n,)`` bool; when
+    it diverges, its result, which is then the JTT run's (and ``model`` takes its weights)."""
+    probe = copy.deepcopy(model)
+    erm = {k: v for k, v in s.to_config().items() if k not in METHOD_PARAMS}
+    result = train(probe, data, TrainSettings.from_config({**erm, "method": "erm", "max_steps": s.jtt_steps,
+                                                           "extra_steps": 0}), seed=seed)
+    if result.diverged:
+        model.load_state_dict(probe.state_dict())
+        return result
+    return predict(probe, data.x)[1].argmax(1) != data.y
 
 
 def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: bool,
-          snapshot: list[Snapshot] | None, snapshot_steps: tuple[int, ...]) -> TrainResult:
-    """The training loop of :func:`train` for any model and optimiser, with autograd."""
+          snapshot: list[Snapshot] | None, snapshot_steps: tuple[int, ...],
+          method: methods.Method | None = None) -> TrainResult:
+    """The training loop of :func:`train` for any model, optimiser and ``method`` (None: ERM), with autograd."""
     device, n = data.x.device, len(data)
-    params = list(model.parameters())
+    params = list(model.parameters())  # the run's model's: what the records and the L1 penalty see
+    beside = method.models if method else []  # LfF's biased model trains alongside
+    trained = params + [p for m in beside for p in m.parameters()]
     # CPU convolution kernels tend to prefer NHWC (python -m lrsc.bench measures the gain; 1.0-1.45x here)
     layout = torch.channels_last if any(p.dim() == 4 for p in params) else torch.contiguous_format
-    model.to(memory_format=layout)
-    opt = make_optimizer(params, s)
+    for m in (model, *beside):
+        m.to(memory_format=layout)
+    opt = make_optimizer(trained, s)
     autocast = autocast_for(s, device)
     scaler = torch.amp.GradScaler(device.type, enabled=s.precision == "fp16")  # disabled: calls pass through
     cap = s.step_cap
@@ -133,20 +163,26 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     monitor = Monitor(data, s.collapse_patience, s.stop_loss, s.extra_steps)
     row = torch.zeros(1, dtype=torch.long, device=device)
 
-    def objective(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The minibatch's training objective, its per-sample cross-entropies and its logits."""
+    def objective(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                   torch.Tensor]:
+        """The training objective of the minibatch at rows ``idx``, its per-sample cross-entropies and its logits."""
         with autocast():
             logits = model(x).float()  # autocast's half-precision logits; .float() is a no-op in fp32
+            extra = [m(x).float() for m in beside]
         losses = F.cross_entropy(logits, y, reduction="none")
-        weighted = focal_weight(logits.detach().log_softmax(-1)[None], y[None], gamma)[0] * losses \
-            if s.focal_gamma else losses  # the cross-entropy needs no weights: keep them off the hot path
-        loss = weighted.mean()
+        if method:
+            loss = method.loss(idx, y, losses, extra)
+        else:
+            weighted = focal_weight(logits.detach().log_softmax(-1)[None], y[None], gamma)[0] * losses \
+                if s.focal_gamma else losses  # the cross-entropy needs no weights: keep them off the hot path
+            loss = weighted.mean()
         if s.l1:
-            loss = loss + s.l1 * sum(p.abs().sum() for p in params)
+            loss = loss + s.l1 * sum(p.abs().sum() for p in trained)
         return loss, losses, logits
 
     reason, step = "", 0
-    model.train()
+    for m in (model, *beside):
+        m.train()
     recorder.snap(0, [model], [0])
     with tqdm(total=cap, desc=f"lr={s.lr:g}", unit="step", leave=False, disable=not progress) as bar:
         while not reason:
@@ -157,7 +193,7 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
                 if scheduled:
                     for group in opt.param_groups:
                         group["lr"] = lrs[step]
-                losses, logits = optimizer_step(opt, scaler, objective, x, y, s.asam_rho > 0)
+                losses, logits = optimizer_step(opt, scaler, objective, (x, y, idx), s.asam_rho > 0)
                 step += 1
                 if recorder.due(step):
                     recorder.add(row, step, losses.detach()[None], logits.detach()[None], y[None],
@@ -173,16 +209,18 @@ def _loop(model: nn.Module, data: Split, s: TrainSettings, seed: int, progress: 
     return monitor.result(reason, step, recorder, 0)
 
 
-def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, objective: Callable, x: torch.Tensor,
-                   y: torch.Tensor, asam: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on the minibatch ``(x, y)``; its per-sample cross-entropies and logits.
-    ``scaler`` scales fp16's loss (it is disabled otherwise; fp16 never comes with ASAM)."""
+def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, objective: Callable,
+                   batch: tuple[torch.Tensor, ...], asam: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the minibatch ``batch`` (inputs, labels and, for a robust-training
+    method, their training-set rows): ``objective(*batch)`` gives the loss, per-sample
+    cross-entropies and logits; returns the last two. ``scaler`` scales fp16's loss (it is
+    disabled otherwise; fp16 never comes with ASAM)."""
     opt.zero_grad(set_to_none=True)
-    loss, losses, logits = objective(x, y)
+    loss, losses, logits = objective(*batch)
     scaler.scale(loss).backward()
     if asam:  # ASAM: the gradient at the perturbed weights drives the step
         opt.first_step(zero_grad=True)
-        objective(x, y)[0].backward()
+        objective(*batch)[0].backward()
         opt.second_step()
     else:
         scaler.step(opt)  # fp16: skips the step when the scaled gradients overflowed

@@ -168,7 +168,10 @@ def _record(name: str) -> Callable[[Any], Any]:
     return lambda ev: ev.result.records[name].numpy()
 
 
-TEST = "the unbiased test set"
+TEST = "the unbiased test set (less its validation split where metrics.val_frac > 0)"
+VAL = "the validation split: a random metrics.val_frac of the unbiased test set, held out from it"
+RETRAINED = ("the unbiased test set less its validation split, after last-layer retraining (DFR) on a group-balanced "
+             "subset of the validation split")
 ACT = "penultimate activations of metrics.n_act random unbiased test inputs"
 ATTR = "Integrated Gradients (zero baseline, metrics.ig_steps steps) of metrics.n_attr random unbiased test inputs"
 STEPS = "the minibatch of every train.record_every-th training step"
@@ -185,6 +188,27 @@ for _v in (
     Variable("worst_group_acc", "smallest accuracy over the groups (y, b)", TEST, "worst-group accuracy", "model",
              lambda ev: metrics.worst_group_accuracy(ev.outputs[1], ev.test.y, ev.test.group),
              header="worst group (%)", phrase="worst-group test accuracy", **ACCURACY),
+    Variable("val_acc", "unbiased accuracy on the validation split (NaN without one): what selects a method's LR",
+             VAL, "validation accuracy", "model", lambda ev: ev.on_val(lambda logits, v: metrics.accuracy(logits, v.y)),
+             header="val. acc. (%)", phrase="validation accuracy", **ACCURACY),
+    Variable("val_worst_group_acc", "worst-group accuracy on the validation split (NaN without one): what selects "
+             "the LR of a method that may use group labels", VAL, "validation worst-group accuracy", "model",
+             lambda ev: ev.on_val(lambda logits, v: metrics.worst_group_accuracy(logits, v.y, v.group)),
+             header="val. worst group (%)", phrase="validation worst-group accuracy", **ACCURACY),
+    Variable("dfr_acc", "unbiased test accuracy of the model's features with the head retrained by DFR (an "
+             "L1-penalised logistic regression with C = metrics.dfr_c on standardised penultimate features; NaN "
+             "without a validation split)", RETRAINED, "unbiased accuracy after DFR", "model",
+             lambda ev: ev.on_retrained(lambda logits, t: metrics.accuracy(logits, t.y)), header="DFR acc. (%)",
+             phrase="unbiased accuracy after last-layer retraining", **ACCURACY),
+    Variable("dfr_worst_group_acc", "worst-group test accuracy with the head retrained by DFR (see dfr_acc)", RETRAINED,
+             "worst-group accuracy after DFR", "model",
+             lambda ev: ev.on_retrained(lambda logits, t: metrics.worst_group_accuracy(logits, t.y, t.group)),
+             header="DFR worst group (%)", phrase="worst-group accuracy after last-layer retraining", **ACCURACY),
+    Variable("dfr_gain", "dfr_acc - test_acc: the unbiased accuracy that retraining the head on the same features "
+             "adds", RETRAINED, "accuracy gained by DFR", "model",
+             lambda ev: ev.on_retrained(lambda logits, t: metrics.accuracy(logits, t.y))
+             - metrics.accuracy(ev.outputs[1], ev.test.y), header="DFR gain (points)",
+             phrase="the unbiased accuracy last-layer retraining adds", **{**ACCURACY, "bounds": (-1.0, 1.0)}),
     Variable("prunability", "mean over metrics.prune_fractions q of P_q = Acc(f_q)/Acc(f), f_q with a fraction q of "
              "the neurons or filters of smallest L1 weight norm zeroed (per layer, or over the whole network with "
              "metrics.prune_scope = global); above 1 where pruning raised the accuracy", TEST, "prunability", "model",

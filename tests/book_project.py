@@ -44,6 +44,7 @@ def sweeps() -> dict[str, dict]:
     parity["train"]["cap_lr"] = 1.0
     out = {
         "parity": parity,
+        "baselines_parity": _sweep("tiny parity, baselines task", grid={"lr": [0.25, 1.0], "seed": SEEDS}),
         "settings": _sweep("tiny parity, data settings", grid={"dataset_params.rho": [0.1, 0.3], "lr": [0.3, 1.0],
                                                                "seed": SEEDS}),
         "moon_star": _sweep("tiny moon-star", dataset="moon_star",
@@ -87,6 +88,9 @@ def chapters() -> dict[str, dict]:
         "fig12_13_mechanism": {**common, "sweep_params": [f"{p}/parity.yaml", f"{p}/moon_star.yaml"],
                                "dynamics_params": f"{p}/parity.yaml", "smooth": 2, "n_batch": 100,
                                "alphas": [1, 10], "order": "reuses"},
+        "baselines": {**common, "tasks": [f"{p}/baselines_parity.yaml"], "val_frac": 0.3, "profiles": ["tiny"],
+                      "methods": {"jtt": {"train.jtt_steps": 20, "train.jtt_up": 5.0}, "lff": {},
+                                  "group_dro": {"train.dro_eta": 0.1}}},
         "performance": {**common, "quick": True, "threads": 1, "repeats": 1, "order": "alone"},
         "supplement_schemes": {**common, "sweep_params": f"{p}/parity.yaml", "scheme_seeds": SEEDS,
                                "schemes": {"adam": {"label": "Adam", "overrides": {
@@ -103,7 +107,7 @@ def chapters() -> dict[str, dict]:
 
 ORDER = ("intro", "claims", "definitions", "fig3_parity", "fig4_datasets", "fig5_representations",
          "fig6_hyperparameters", "fig7_naturalistic", "fig8_10_11_standard", "fig12_13_mechanism",
-         "supplement_schemes", "performance", "scaling_out")
+         "supplement_schemes", "baselines", "performance", "scaling_out")
 
 
 def make(root: Path) -> Path:

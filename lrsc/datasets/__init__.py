@@ -57,6 +57,10 @@ class Split:
         """Boolean mask of bias-conflicting samples (``b != y``); shape ``(n,)``."""
         return self.b != self.y
 
+    def take(self, rows: torch.Tensor) -> "Split":
+        """The samples at ``rows`` (indices, on the split's device), as a Split of their own."""
+        return Split(self.x[rows], self.y[rows], self.b[rows], self.num_classes, self.num_bias, dict(self.regions))
+
     def to(self, device: str | torch.device) -> "Split":
         return Split(
             self.x.to(device), self.y.to(device), self.b.to(device),
