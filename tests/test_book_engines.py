@@ -13,7 +13,7 @@ import xarray as xr
 import book_project
 import lrsc
 from lrsc import book, engines, sweeplist
-from lrsc.collect import load
+from lrsc.collect import read_results
 from lrsc.estimate import plan_profile, report
 from lrsc.store import FINISHED
 
@@ -41,7 +41,7 @@ def _stored(root: Path) -> dict[str, dict]:
 def _same_runs(root: Path, reference: Path, hashes: set[str]) -> None:
     """The runs ``hashes`` are stored in both projects with identical results, variable by variable."""
     for h in sorted(hashes):
-        ours, theirs = (load(r / "results" / "tiny" / "runs" / f"{h}.nc") for r in (root, reference))
+        ours, theirs = (read_results(r / "results" / "tiny" / "runs" / f"{h}.nc") for r in (root, reference))
         xr.testing.assert_identical(ours, theirs)
 
 
@@ -88,8 +88,8 @@ def test_dask_build_stores_the_local_builds_runs(local, tmp_path):
     # one local cluster trained every run of the build, chapters' own sweeps included
     assert len({r["provenance"]["pid"] for r in stored.values()}) <= 2
     for folder in ("parity", "settings", "moon_star"):
-        xr.testing.assert_identical(load(root / "results" / "tiny" / folder / "results.nc").drop_attrs(),
-                                    load(reference / "results" / "tiny" / folder / "results.nc").drop_attrs())
+        xr.testing.assert_identical(read_results(root / "results" / "tiny" / folder / "results.nc").drop_attrs(),
+                                    read_results(reference / "results" / "tiny" / folder / "results.nc").drop_attrs())
 
 
 def test_a_chapters_sweeps_are_declared():

@@ -216,3 +216,9 @@ def test_a_sweep_with_the_method_as_a_grid_axis(tmp_path, tiny_parity):
     # default cap, so it has no errors to upweight and trains as ERM does)
     acc, steps = ds.test_acc.sel(seed=0).values.ravel(), ds.steps.sel(seed=0).values.ravel()  # one per method
     assert len(set(zip(acc.tolist(), steps.tolist()))) > 1
+    # the same sweep in two Dask worker processes (each method's loop, JTT's identification run and
+    # LfF's second model there), on a store of its own: the same numbers
+    elsewhere = run_sweep(tiny_parity, tmp_path / "dask", device="cpu", progress=False, engine="dask", workers=2,
+                          store=tmp_path / "dask_store")
+    for var in ("status", "test_acc", "steps", "val_acc", "dfr_acc", "prunability"):
+        np.testing.assert_array_equal(elsewhere[var].values, ds[var].values, err_msg=var)  # NaN matches NaN
