@@ -123,10 +123,10 @@ for claim in ("default.acc", "default.wga", "default.prune", "selected.acc", "se
 # ## Last-layer retraining on large- and small-LR features
 
 # %% tags=["hide-input"]
-ch.figure("base_dfr", plots.methods_grid(runs, ("dfr_acc", "dfr_worst_group_acc", "dfr_gain")))
+ch.figure("base_dfr_curves", plots.methods_grid(runs, ("dfr_acc", "dfr_worst_group_acc", "dfr_gain")))
 
 # %% [markdown]
-# ```{glue:figure} base_dfr
+# ```{glue:figure} base_dfr_curves
 # :name: base-dfr
 # :alt: Accuracy after last-layer retraining, and its gain over the trained head, against LR, one line per method.
 #

@@ -271,7 +271,15 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
     if execute:
         with _engine_for_kernels(engine) as choice:
             _execute_all(root, chosen, params_dir, profile, overrides, jobs or default_jobs(), choice)
-    toc = _buildable_toc(root, set(left_out))
+    _jupyter_book(root, _buildable_toc(root, set(left_out)))
+    html = root / "_build" / "html"
+    print(f"book written to {html / 'index.html'}")
+    return html
+
+
+def _jupyter_book(root: Path, toc: Path | None) -> None:
+    """Build ``_build/html`` from the executed notebooks (with ``toc`` in place of ``_toc.yml``
+    where given); its output goes to ``_build/jupyter-book.log``, named in the error if it fails."""
     jb = Path(sys.executable).with_name("jupyter-book")
     log = root / "_build" / "jupyter-book.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -282,9 +290,6 @@ def build_book(root: str | Path = ".", profile: str = "quick", execute: bool = T
         lines = log.read_text().strip().splitlines()
         raise ChapterFailed(f"jupyter-book could not build the HTML ({lines[-1] if lines else 'no output'}); its "
                             f"whole output is in {log}")
-    html = root / "_build" / "html"
-    print(f"book written to {html / 'index.html'}")
-    return html
 
 
 def _buildable_toc(root: Path, left_out: set[str]) -> Path | None:

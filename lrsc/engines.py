@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -187,6 +188,7 @@ def _init_worker(counter: Any, threads: int, gpus: int, parent: int) -> None:
     # workers with SIGTERM, on which a worker unwinds (its claims released, no temporary file left)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _unwind)
+    sys.unraisablehook = _unwind_again
     # workers show no bars; a thread lock keeps tqdm from making a process-shared semaphore, which a
     # worker stopped mid-unit would leave registered (a "leaked semaphore" warning at the sweep's exit)
     tqdm.set_lock(threading.RLock())
@@ -196,6 +198,19 @@ def _init_worker(counter: Any, threads: int, gpus: int, parent: int) -> None:
 def _unwind(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
     raise SystemExit(1)
+
+
+def _unwind_again(unraisable: Any) -> None:
+    """A SIGTERM that lands while a weakref callback or a ``__del__`` runs raises its SystemExit
+    there, where Python cannot propagate it: it prints the traceback and drops it, and the worker
+    would train on until killed, its claim and temporary files left behind. Raise it again a
+    moment later (SIGALRM), in the code the callback interrupted: a signal raised at once would
+    run its handler inside this hook, where Python drops the exception as well."""
+    if unraisable.exc_type is SystemExit and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, _unwind)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+    else:
+        sys.__unraisablehook__(unraisable)
 
 
 def _exit_with(parent: int) -> None:

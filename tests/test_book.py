@@ -29,14 +29,15 @@ def _text(page: Path) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+def _glue_records(nb) -> list[tuple[str, dict]]:
+    """Each glued value of an executed notebook, as (name, {mime type: data}), in page order."""
+    return [(record["name"], {k.removeprefix(record["mime_prefix"]): v for k, v in out["data"].items()})
+            for cell in nb.cells for out in cell.get("outputs", [])
+            if (record := out.get("metadata", {}).get("scrapbook"))]
+
+
 def _glued(nb) -> dict[str, dict]:
-    found = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            record = out.get("metadata", {}).get("scrapbook")
-            if record:
-                found[record["name"]] = {k.removeprefix(record["mime_prefix"]): v for k, v in out["data"].items()}
-    return found
+    return dict(_glue_records(nb))
 
 
 def test_every_page_is_built_and_speaks_to_readers(tiny_book):
@@ -52,6 +53,16 @@ def test_every_page_is_built_and_speaks_to_readers(tiny_book):
         assert "Figure " not in text.replace("Book figure", "")  # our figures cannot be read as the paper's
     times, jobs = chapter_times(root)
     assert set(times) >= {chapter_title(root, f"book/{name}") for name in CHAPTERS} and jobs == default_jobs()
+
+
+def test_no_name_is_glued_twice(tiny_book):
+    """A name glued twice shows its last value wherever the prose cites it (e.g. a figure in a sentence)."""
+    root, _ = tiny_book
+    for name in ("intro", "claims", *CHAPTERS):
+        path = root / "book" / f"{name}.ipynb"
+        if path.is_file():  # a page without code has no glue
+            names = [n for n, _ in _glue_records(nbformat.read(path, as_version=4))]
+            assert not {n for n in names if names.count(n) > 1}, name
 
 
 def test_each_chapter_table_is_the_claims_pages_rows(tiny_book):
@@ -150,27 +161,28 @@ def test_one_chapter_reruns_with_one_command(tiny_book, tmp_path):
 
 
 def test_a_profile_leaves_a_chapter_out_with_its_reason(tiny_book, tmp_path):
+    """A chapter every tiny project has (the image chapters need LRSC_DATA), left out and then back."""
     root = tmp_path / "project"  # a copy: the claims page is executed again
     shutil.copytree(tiny_book[0], root, symlinks=True)
-    params = root / "params" / "tiny" / "fig8_10_11_standard.yaml"
+    params = root / "params" / "tiny" / "fig7_naturalistic.yaml"
     params.write_text(params.read_text() + "leave_out: its dataset cannot be read here\n")
-    before = (root / "book" / "fig8_10_11_standard.ipynb").stat().st_mtime
-    with pytest.raises(ConfigError, match="leaves chapter fig8_10_11_standard out .its dataset cannot be read here"):
-        build_book(root, profile="tiny", only=["fig8_10_11_standard"], execute=False)
+    before = (root / "book" / "fig7_naturalistic.ipynb").stat().st_mtime
+    with pytest.raises(ConfigError, match="leaves chapter fig7_naturalistic out .its dataset cannot be read here"):
+        build_book(root, profile="tiny", only=["fig7_naturalistic"], execute=False)
     build_book(root, profile="tiny", only=["claims"])
-    assert (root / "book" / "fig8_10_11_standard.ipynb").stat().st_mtime == before  # not executed
+    assert (root / "book" / "fig7_naturalistic.ipynb").stat().st_mtime == before  # not executed
     toc = (root / "_build" / "_toc.built.yml").read_text()
-    assert "book/fig8_10_11_standard" not in toc and "book/fig3_parity" in toc
+    assert "book/fig7_naturalistic" not in toc and "book/fig3_parity" in toc
     table = pd.read_csv(root / "results" / "tiny" / "claims.csv", index_col="id")
-    left = table[table.chapter == "fig8_10_11_standard"]
-    assert len(left) == len(claims.chapter_claims("fig8_10_11_standard"))
+    left = table[table.chapter == "fig7_naturalistic"]
+    assert len(left) == len(claims.chapter_claims("fig7_naturalistic"))
     assert (left.verdict == "untestable").all() and left.reason.str.endswith("its dataset cannot be read here").all()
     assert "this profile leaves the chapter out: its dataset cannot be read here" in _text(
         root / "_build" / "html" / "book" / "claims.html")
     params.write_text(params.read_text().replace("leave_out: its dataset cannot be read here\n", ""))
-    build_book(root, profile="tiny", only=["fig8_10_11_standard"])  # run again: judged on its sweep once more
-    assert not claims.left_out(root / "results" / "tiny", "fig8_10_11_standard")
-    assert claims.roles(root / "results" / "tiny", "fig8_10_11_standard")
+    build_book(root, profile="tiny", only=["fig7_naturalistic"])  # run again: judged on its sweep once more
+    assert not claims.left_out(root / "results" / "tiny", "fig7_naturalistic")
+    assert claims.roles(root / "results" / "tiny", "fig7_naturalistic")
 
 
 def test_unknown_profile_is_a_clear_error(tiny_book):

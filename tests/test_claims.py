@@ -1,7 +1,6 @@
 """The claims ledger: every chapter's verdicts come from stored results through the one rule, the
 claims page is their union, and the book runs its pages in phases, two chapters at a time."""
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -140,7 +139,7 @@ def test_pages_run_in_phases(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(book, "execute_chapter",  # as papermill would, it leaves the executed notebook
                         lambda root, chapter, p: ran.append((chapter, p)) or (root / f"{chapter}.ipynb").touch())
-    monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr(book, "_jupyter_book", lambda root, toc: None)
     book.build_book(tmp_path, profile="p", jobs=1)
     assert [c for c, _ in ran] == ["book/b", "book/a", "book/perf", "book/intro", "book/claims"]
     assert all(p == {"x": 1} for _, p in ran)  # order is for build_book; the notebook never sees it
@@ -162,7 +161,7 @@ def test_chapters_run_side_by_side_on_a_share_of_the_cores(tmp_path, monkeypatch
     source = ('x = 0\n# %%\nimport os, time, pathlib\npathlib.Path(f"ran-{time.time()}").write_text('
               'os.environ.get("OMP_NUM_THREADS", "all"))\n')
     _pages(tmp_path, {"claims": {"order": "reads"}, "perf": {"order": "alone"}}, source)
-    monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr(book, "_jupyter_book", lambda root, toc: None)
     monkeypatch.setenv("OMP_NUM_THREADS", "all")
     book.build_book(tmp_path, profile="p", only=["a", "b", "perf"], jobs=2)
     threads = sorted(p.read_text() for p in tmp_path.glob("ran-*"))
@@ -172,3 +171,11 @@ def test_chapters_run_side_by_side_on_a_share_of_the_cores(tmp_path, monkeypatch
     (tmp_path / "book" / "b.py").write_text('# %% tags=["parameters"]\nx = 0\n# %%\nraise ValueError("bad b")\n')
     with pytest.raises(ChapterFailed, match="chapter book/b failed in cell .*ValueError: bad b"):
         book.build_book(tmp_path, profile="p", only=["a", "b"], jobs=2)
+
+
+def test_a_failed_html_build_names_its_log(tmp_path):
+    """jupyter-book failing (here: no table of contents) is an error naming its last line and its log."""
+    log = tmp_path / "_build" / "jupyter-book.log"
+    with pytest.raises(ChapterFailed, match=rf"jupyter-book could not build the HTML \(.+\); its whole output is in {log}"):
+        book._jupyter_book(tmp_path, None)
+    assert "toc" in log.read_text().lower()

@@ -83,7 +83,7 @@ def test_the_extending_block_runs_as_a_script(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model 'fcn' is already registered" in proc.stdout
     for engine in ("workers", "dask"):
-        assert (load(tmp_path / "results" / "extending" / engine / "results.nc").status == "done").all()
+        assert (read_results(tmp_path / "results" / "extending" / engine / "results.nc").status == "done").all()
 
 
 def _tiny_sweep_file(cwd: Path) -> str:
@@ -117,7 +117,7 @@ def test_the_sweep_commands_run_as_written(tmp_path):
     script = block.replace(".venv/bin", bin_dir).replace("params/quick/parity.yaml", _tiny_sweep_file(tmp_path))
     proc = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    wide = load(tmp_path / "results" / "mine" / "parity-wide" / "results.nc")
+    wide = read_results(tmp_path / "results" / "mine" / "parity-wide" / "results.nc")
     assert dict(wide.sizes)["lr"] == 3 and dict(wide.sizes)["rho"] == 2 and (wide.status == "done").all()
 
 
@@ -173,7 +173,7 @@ def test_a_plugin_reaches_the_command_line_and_every_engine(tmp_path, engine):
     proc = subprocess.run([*lrsc, "sweep", str(params), "--out", str(out), *extra], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    ds = load(out / "results.nc")
+    ds = read_results(out / "results.nc")
     assert (ds.status == "done").all() and ds.sizes["neuron"] == 8
     assert ds.bc_share.notnull().all() and ds.test_acc.notnull().all()
     saved = yaml.safe_load((out / "sweep.yaml").read_text())["plugins"]

@@ -640,6 +640,31 @@ def test_a_really_full_disk_is_one_line_and_no_crash(tmp_path, tiny_parity, clea
     xr.testing.assert_identical(_results(out), clean)
 
 
+WORKER_STOPPED_IN_A_CALLBACK = """
+import multiprocessing, os, signal, weakref
+from lrsc import engines
+engines._init_worker(multiprocessing.Value("i", 0), 1, 0, os.getppid())  # as a sweep's worker starts
+class Unit: pass
+def dropped(ref):
+    os.kill(os.getpid(), signal.SIGTERM)  # the sweep stops this worker: its handler runs in here
+    sum(range(1000))
+try:
+    unit = Unit(); ref = weakref.ref(unit, dropped); del unit
+    sum(i for i in range(10**7))
+    print("trained on")
+finally:
+    print("unwound")
+"""
+
+
+def test_a_worker_stopped_inside_a_weakref_callback_still_unwinds():
+    """Python drops an exception raised in a weakref callback: the stop must be raised again."""
+    proc = subprocess.run([sys.executable, "-c", WORKER_STOPPED_IN_A_CALLBACK], capture_output=True, text=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stdout.split()) == (1, ["unwound"]), proc.stderr
+    assert proc.stderr == ""
+
+
 def test_ctrl_c_with_workers_leaves_no_temporary_and_no_warning(tmp_path, tiny_parity):
     tiny_parity["train"]["max_steps"] = 3000
     tiny_parity["grid"]["lr"] = [0.001, 0.002]  # too small to converge: the workers stay busy
@@ -654,7 +679,7 @@ def test_ctrl_c_with_workers_leaves_no_temporary_and_no_warning(tmp_path, tiny_p
     assert proc.wait(timeout=60) == 130
     err = proc.stderr.read().strip().splitlines()
     assert err[-1].startswith("lrsc: error: interrupted")
-    assert not [line for line in err if "Warning" in line or "Traceback" in line], err
+    assert not [line for line in err if "Warning" in line or "Traceback" in line], "\n".join(err)
     store = run_store(out)
     assert not list(store.root.glob(".*.tmp")) and not list(store.root.glob("*.claim"))
 
