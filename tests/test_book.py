@@ -60,7 +60,7 @@ def test_no_name_is_glued_twice(tiny_book):
     root, _ = tiny_book
     for name in ("intro", "claims", *CHAPTERS):
         path = root / "book" / f"{name}.ipynb"
-        if path.is_file():  # a page without code has no glue
+        if path.is_file():  # the image chapters are executed only where LRSC_DATA holds their data
             names = [n for n, _ in _glue_records(nbformat.read(path, as_version=4))]
             assert not {n for n in names if names.count(n) > 1}, name
 
